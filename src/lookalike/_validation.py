@@ -1,0 +1,102 @@
+"""The one place where input is checked.  Every public entry point goes through these functions, so an
+error message for the same mistake reads the same everywhere.  Checks raise, they never ``assert``."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Iterable
+
+import numpy as np
+
+from .errors import (
+    DimensionMismatchError,
+    DuplicateIdError,
+    EmptyBatchError,
+    InvalidIdError,
+    InvalidInputError,
+    InvalidKError,
+    NonFiniteVectorError,
+)
+
+MAX_K = 100_000
+
+
+def as_matrix(vectors: Any, dim: int, *, what: str = "vectors", allow_empty: bool = False) -> np.ndarray:
+    """Coerce ``vectors`` to a 2-D C-contiguous float32 array of ``dim`` columns; a 1-D input is one row."""
+    try:
+        arr = np.asarray(vectors)
+    except (ValueError, TypeError) as exc:  # ragged lists and the like
+        raise InvalidInputError(f"{what} must be a 2-D array of numbers: {exc}") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise InvalidInputError(f"{what} must be numeric, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise InvalidInputError(f"{what} must be real numbers, got complex")
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1) if arr.size else arr.reshape(0, dim)
+    if arr.ndim != 2:
+        raise InvalidInputError(f"{what} must be 1-D (one vector) or 2-D (a batch), got {arr.ndim}-D")
+    if arr.shape[0] == 0 and not allow_empty:
+        raise EmptyBatchError(f"{what} is an empty batch: pass at least one vector")
+    if arr.shape[1] != dim:
+        raise DimensionMismatchError(
+            f"expected {dim} dims, got {arr.shape[1]}: the collection or index was created with dim={dim} "
+            "(another embedding model?)"
+        )
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+        raise NonFiniteVectorError(
+            f"{what} contain NaN or inf in {len(bad)} row(s), first at row {int(bad[0])}: clean the data first"
+        )
+    return arr
+
+
+def check_k(k: Any) -> int:
+    """k must be an int >= 1 (a bool or a float is refused, even 10.0)."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
+        raise InvalidKError(f"k must be a positive integer, got {k!r} ({type(k).__name__})")
+    k = int(k)
+    if k < 1:
+        raise InvalidKError(f"k must be >= 1, got {k}")
+    if k > MAX_K:
+        raise InvalidKError(f"k must be <= {MAX_K}, got {k}: page through results instead")
+    return k
+
+
+def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    from .errors import InvalidParameterError
+
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if int(value) < minimum:
+        raise InvalidParameterError(f"{name} must be >= {minimum}, got {int(value)}")
+    return int(value)
+
+
+def as_labels(ids: Any, n: int | None = None) -> np.ndarray:
+    """Integer labels an index speaks: 1-D int64, unique, and ``n`` of them when ``n`` is given."""
+    arr = np.asarray(ids)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise InvalidIdError(f"ids must be 1-D, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise InvalidIdError(f"index ids must be integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    if n is not None and len(arr) != n:
+        raise InvalidInputError(f"got {len(arr)} ids for {n} vectors: pass one id per vector")
+    if len(arr) == 0:
+        raise EmptyBatchError("ids is an empty batch: pass at least one id")
+    if arr.size and (arr < 0).any():
+        raise InvalidIdError("index ids must be >= 0 (-1 is the padding value of results)")
+    check_unique(arr.tolist())
+    return arr
+
+
+def check_unique(ids: Iterable[Any]) -> None:
+    seen: set = set()
+    for i in ids:
+        key = (type(i) is str, i)
+        if key in seen:
+            raise DuplicateIdError(f"id {i!r} appears twice in one call: ids in a batch must be unique")
+        seen.add(key)

@@ -1,0 +1,447 @@
+"""The Index protocol and the logic every index shares.
+
+An index speaks int64 *labels* (the Collection maps the user's ids to them).  Internally each added vector gets a
+*row*, in insertion order; rows are what the algorithms store in their lists, graphs and trees.  The base class
+keeps, per row, the prepared vector (normalised for cosine), its label, and a live flag: ``remove`` clears the
+flag (a tombstone that search skips) and ``compact`` rebuilds without the dead rows.
+
+A subclass implements:
+  * ``_on_add(start, stop)``: index rows [start, stop) that were just appended to ``self.vectors``;
+  * ``_search_rows(queries, k, mask, **query_params)`` -> (rows (q,k) int64 padded -1, raw (q,k) float32);
+  * ``_state()`` / ``_restore(state, extra)``: its own arrays (+ JSON extra) for save/load.
+Build parameters go to the constructor, query parameters to ``search`` (as ann-benchmarks separates them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+import zlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .._validation import as_labels, as_matrix, check_k
+from ..errors import (
+    DuplicateIdError,
+    IdNotFoundError,
+    IndexNotBuiltError,
+    InvalidParameterError,
+    StorageFormatError,
+)
+from ..kernels.topk import exact_topk
+from ..metrics import MetricSpec, finalize, get_metric, prepare
+from ..types import SearchResult, empty_result
+
+FORMAT = "lookalike-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class GrowableArray:
+    """An array that grows by doubling along axis 0; ``view`` is the used part."""
+
+    def __init__(self, shape_tail: tuple[int, ...], dtype: Any, data: np.ndarray | None = None):
+        self._tail = shape_tail
+        self._dtype = np.dtype(dtype)
+        self._buf = data if data is not None else np.empty((0, *shape_tail), dtype=self._dtype)
+        self._n = 0 if data is None else len(data)
+
+    @property
+    def view(self) -> np.ndarray:
+        return self._buf[: self._n]
+
+    def __len__(self) -> int:
+        return self._n
+
+    def extend(self, values: np.ndarray) -> None:
+        need = self._n + len(values)
+        if need > len(self._buf) or not self._buf.flags.writeable:
+            capacity = max(need, 2 * len(self._buf), 16)
+            grown = np.empty((capacity, *self._tail), dtype=self._dtype)
+            grown[: self._n] = self._buf[: self._n]
+            self._buf = grown
+        self._buf[self._n : need] = values
+        self._n = need
+
+    def writable_view(self) -> np.ndarray:
+        if not self._buf.flags.writeable:  # memory-mapped read-only after load(mmap=True): copy on first write
+            self._buf = np.array(self._buf[: self._n])
+        return self._buf[: self._n]
+
+
+class Index:
+    """Base of every index.  See the module docstring for the protocol."""
+
+    type_name: ClassVar[str] = "base"
+    #: default query parameters; ``search`` rejects any name not listed here
+    query_defaults: ClassVar[dict[str, Any]] = {}
+    #: whether ``train`` must run before ``add`` (IVF, PQ); the first add trains on its own batch if needed
+    needs_training: ClassVar[bool] = False
+
+    def __init__(self, dim: int, metric: str = "l2", **params: Any):
+        from .._validation import check_positive_int
+
+        self.dim = check_positive_int(dim, "dim")
+        self.spec: MetricSpec = get_metric(metric)
+        self.params: dict[str, Any] = dict(params)
+        self._vectors = GrowableArray((self.dim,), np.float32)
+        self._labels = GrowableArray((), np.int64)
+        self._live = GrowableArray((), np.bool_)
+        self._n_live = 0
+        self._sorted_cache: tuple[np.ndarray, np.ndarray] | None = None  # (sorted labels, their rows)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def metric(self) -> str:
+        return self.spec.name
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """Prepared vectors (normalised under cosine), one per row, dead rows included."""
+        return self._vectors.view
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._labels.view
+
+    @property
+    def live(self) -> np.ndarray:
+        return self._live.view
+
+    @property
+    def n_rows(self) -> int:
+        return len(self._labels)
+
+    @property
+    def n_deleted(self) -> int:
+        return self.n_rows - self._n_live
+
+    @property
+    def is_trained(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return self._n_live
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}(dim={self.dim}, metric={self.metric!r}{', ' + params if params else ''}; n={len(self)})"
+
+    def config(self) -> dict[str, Any]:
+        """Everything ``registry.from_config`` needs to make an empty twin of this index."""
+        return {"type": self.type_name, "dim": self.dim, "metric": self.metric, **self.params}
+
+    # ------------------------------------------------------------------ writing
+    def train(self, vectors: Any) -> None:
+        """Learn whatever the index needs from sample vectors (no-op for indexes without training)."""
+        if self.needs_training:
+            self._train(prepare(as_matrix(vectors, self.dim), self.spec))
+
+    def add(self, vectors: Any, ids: Any = None) -> np.ndarray:
+        """Add vectors under int64 labels ``ids`` (default: the next free integers).  Returns the labels."""
+        x = prepare(as_matrix(vectors, self.dim), self.spec)
+        if ids is None:
+            start = int(self.labels.max()) + 1 if self.n_rows else 0
+            ids = np.arange(start, start + len(x), dtype=np.int64)
+        labels = as_labels(ids, len(x))
+        if self.n_rows:
+            known, rows = self._rows_of(labels)
+            known[known] = self.live[rows[known]]  # a removed label may come back under a new row
+            if known.any():
+                raise DuplicateIdError(f"id {int(labels[known][0])} is already in the index: remove it first")
+        if self.needs_training and not self.is_trained:
+            self._train(x)
+        start = self.n_rows
+        self._vectors.extend(x)
+        self._labels.extend(labels)
+        self._live.extend(np.ones(len(x), dtype=np.bool_))
+        self._n_live += len(x)
+        self._sorted_cache = None
+        self._on_add(start, self.n_rows)
+        return labels
+
+    def remove(self, ids: Any) -> None:
+        """Tombstone the rows of these labels: search skips them from now on.  Unknown ids raise, nothing changes."""
+        labels = as_labels(ids)
+        found, rows = self._rows_of(labels)
+        alive = found.copy()
+        alive[found] = self.live[rows[found]]
+        if not alive.all():
+            missing = labels[~alive]
+            raise IdNotFoundError(f"{len(missing)} id(s) not in the index, first {int(missing[0])}")
+        self._live.writable_view()[rows] = False
+        self._n_live -= len(rows)
+        self._on_remove(rows)
+
+    def compact(self) -> "Index":
+        """A new index of the same kind holding only the live rows (tombstones gone)."""
+        from .registry import from_config
+
+        fresh = from_config(self.config())
+        keep = np.flatnonzero(self.live)
+        if len(keep):
+            fresh.add(self._user_vectors(keep), self.labels[keep])
+        return fresh
+
+    def _user_vectors(self, rows: np.ndarray) -> np.ndarray:
+        # prepared vectors are valid input again: cosine normalisation is idempotent
+        return self.vectors[rows]
+
+    # ------------------------------------------------------------------ reading
+    def search(self, queries: Any, k: int = 10, *, allowed_ids: Any = None, **query_params: Any) -> SearchResult:
+        """The k nearest live points of each query.  ``allowed_ids`` restricts the answer to those labels;
+        rows that the approximate search leaves short are completed by an exact search over the allowed set,
+        so a filtered query returns k hits whenever k allowed points exist."""
+        q = as_matrix(queries, self.dim, what="queries")
+        q = prepare(q, self.spec, what="queries")
+        k = check_k(k)
+        params = self._query_params(query_params)
+        if self._n_live == 0:
+            return empty_result(len(q), k)
+        if allowed_ids is None and self.n_deleted == 0:
+            mask = None
+            n_candidates = self._n_live
+        else:
+            mask = self.live.copy()
+            if allowed_ids is not None:
+                mask &= self._mask_of(allowed_ids)
+            n_candidates = int(mask.sum())
+            if n_candidates == 0:
+                return empty_result(len(q), k)
+        rows, raw = self._search_rows(q, k, mask, **params)
+        if allowed_ids is not None:
+            rows, raw = self._complete_short_rows(q, k, mask, n_candidates, rows, raw)
+        return self._result(rows, raw)
+
+    def _query_params(self, given: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(given) - set(self.query_defaults)
+        if unknown:
+            allowed = sorted(self.query_defaults) or "none"
+            raise InvalidParameterError(
+                f"{type(self).__name__}.search got unknown parameter(s) {sorted(unknown)}; it takes: {allowed}"
+            )
+        params = dict(self.query_defaults)
+        params.update({k: v for k, v in given.items() if v is not None})
+        return params
+
+    def _complete_short_rows(self, q, k, mask, n_candidates, rows, raw):
+        want = min(k, n_candidates)
+        short = np.flatnonzero((rows >= 0).sum(axis=1) < want)
+        if len(short):
+            exact_rows, exact_raw = exact_topk(q[short], self.vectors, k, self.spec.kind, mask)
+            rows, raw = rows.copy(), raw.copy()
+            rows[short], raw[short] = exact_rows, exact_raw
+        return rows, raw
+
+    def _result(self, rows: np.ndarray, raw: np.ndarray) -> SearchResult:
+        found = rows >= 0
+        ids = np.where(found, self.labels[np.where(found, rows, 0)], -1).astype(np.int64)
+        return SearchResult(ids=ids, distances=finalize(np.where(found, raw, np.inf), self.spec))
+
+    def get_vectors(self, ids: Any) -> np.ndarray:
+        """Stored (prepared) vectors of live labels."""
+        labels = as_labels(ids)
+        found, rows = self._rows_of(labels)
+        if not found.all() or not self.live[rows].all():
+            raise IdNotFoundError("some ids are not in the index")
+        return self.vectors[rows]
+
+    def __contains__(self, label: int) -> bool:
+        found, rows = self._rows_of(np.array([label], dtype=np.int64))
+        return bool(found[0] and self.live[rows[0]])
+
+    # ------------------------------------------------------------------ label <-> row
+    def _rows_of(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found mask, rows) of labels; a label tombstoned and re-added maps to its newest row."""
+        if self._sorted_cache is None:
+            order = np.argsort(self.labels, kind="stable")
+            self._sorted_cache = (self.labels[order], order)
+        sorted_labels, order = self._sorted_cache
+        if len(sorted_labels) == 0:
+            return np.zeros(len(labels), bool), np.zeros(len(labels), np.int64)
+        pos = np.searchsorted(sorted_labels, labels, side="right") - 1
+        pos = np.clip(pos, 0, len(sorted_labels) - 1)
+        found = sorted_labels[pos] == labels
+        return found, order[pos].astype(np.int64)
+
+    def _mask_of(self, allowed_ids: Any) -> np.ndarray:
+        allowed = np.asarray(allowed_ids)
+        if allowed.dtype == np.bool_ and len(allowed) == self.n_rows:
+            return allowed
+        allowed = allowed.astype(np.int64, copy=False).ravel()
+        mask = np.zeros(self.n_rows, dtype=np.bool_)
+        found, rows = self._rows_of(allowed)
+        mask[rows[found]] = True
+        return mask
+
+    # ------------------------------------------------------------------ hooks
+    def _train(self, vectors: np.ndarray) -> None:
+        pass
+
+    def _on_add(self, start: int, stop: int) -> None:
+        pass
+
+    def _on_remove(self, rows: np.ndarray) -> None:
+        pass
+
+    def _search_rows(self, queries: np.ndarray, k: int, mask: np.ndarray | None, **params: Any):
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _extra(self) -> dict[str, Any]:
+        return {}
+
+    def _restore(self, state: dict[str, np.ndarray], extra: dict[str, Any]) -> None:
+        pass
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the index as a directory of .npy files plus manifest.json.  The directory is written aside and
+        swapped in, so a crash leaves either the old index or the new one, never a mix."""
+        path = Path(path)
+        arrays = {"vectors": self.vectors, "labels": self.labels, "live": self.live, **self._state()}
+        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+        tmp.mkdir(parents=True)
+        try:
+            files = {name: _write_npy(tmp / f"{name}.npy", arr) for name, arr in arrays.items()}
+            manifest = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                **self.config(),
+                "count": len(self),
+                "n_rows": self.n_rows,
+                "files": files,
+                "extra": self._extra(),
+            }
+            _write_json(tmp / MANIFEST, manifest)
+            _swap_dir(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, mmap: bool = False) -> "Index":
+        """Open a saved index; ``mmap=True`` maps the arrays read-only instead of reading them (copy on write).
+        A missing, foreign, truncated or corrupted file raises StorageFormatError."""
+        from .registry import get_index_class
+
+        path = Path(path)
+        manifest = read_manifest(path)
+        klass = get_index_class(manifest["type"])
+        if cls is not Index and not issubclass(klass, cls):
+            raise StorageFormatError(f"{path} holds a {manifest['type']!r} index, not a {cls.type_name!r} one")
+        params = {k: v for k, v in manifest.items() if k not in _MANIFEST_KEYS}
+        index = klass(manifest["dim"], manifest["metric"], **params)
+        arrays = {name: _read_npy(path / f"{name}.npy", meta, mmap) for name, meta in manifest["files"].items()}
+        n_rows = manifest["n_rows"]
+        for name in ("vectors", "labels", "live"):
+            if name not in arrays or len(arrays[name]) != n_rows:
+                raise StorageFormatError(f"{path}: {name}.npy does not hold {n_rows} rows")
+        if arrays["vectors"].shape[1:] != (index.dim,):
+            raise StorageFormatError(f"{path}: vectors.npy has shape {arrays['vectors'].shape}, dim is {index.dim}")
+        index._vectors = GrowableArray((index.dim,), np.float32, arrays.pop("vectors"))
+        index._labels = GrowableArray((), np.int64, arrays.pop("labels"))
+        index._live = GrowableArray((), np.bool_, arrays.pop("live"))
+        index._n_live = int(index.live.sum())
+        if index._n_live != manifest["count"]:
+            raise StorageFormatError(f"{path}: manifest says {manifest['count']} live points, live.npy has {index._n_live}")
+        index._restore(arrays, manifest.get("extra", {}))
+        return index
+
+    def _require_trained(self) -> None:
+        if not self.is_trained:
+            raise IndexNotBuiltError(f"{type(self).__name__} is not trained: call train() or add() first")
+
+
+_MANIFEST_KEYS = {"format", "format_version", "type", "dim", "metric", "count", "n_rows", "files", "extra"}
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    file = path / MANIFEST
+    try:
+        manifest = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise StorageFormatError(f"{path} is not a lookalike index: no {MANIFEST}") from None
+    except (OSError, ValueError) as exc:
+        raise StorageFormatError(f"{file} is unreadable or corrupt: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise StorageFormatError(f"{file} is not a lookalike index manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise StorageFormatError(
+            f"{file} has format_version {manifest.get('format_version')}, this lookalike reads {FORMAT_VERSION}"
+        )
+    for key in ("type", "dim", "metric", "count", "n_rows", "files"):
+        if key not in manifest:
+            raise StorageFormatError(f"{file} lacks {key!r}")
+    return manifest
+
+
+def _write_npy(file: Path, arr: np.ndarray) -> dict[str, Any]:
+    arr = np.ascontiguousarray(arr)
+    with open(file, "wb") as fh:
+        np.save(fh, arr, allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return {"shape": list(arr.shape), "dtype": arr.dtype.str, "bytes": file.stat().st_size, "crc32": _crc32(file)}
+
+
+def _read_npy(file: Path, meta: dict[str, Any], mmap: bool) -> np.ndarray:
+    try:
+        if file.stat().st_size != meta["bytes"]:
+            raise StorageFormatError(f"{file} has {file.stat().st_size} bytes, the manifest says {meta['bytes']}")
+        if not mmap and _crc32(file) != meta["crc32"]:
+            raise StorageFormatError(f"{file} is corrupt: its checksum does not match the manifest")
+        arr = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except StorageFormatError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StorageFormatError(f"{file} is missing or unreadable: {exc}") from None
+    if list(arr.shape) != meta["shape"] or arr.dtype.str != meta["dtype"]:
+        raise StorageFormatError(f"{file} has shape {arr.shape} {arr.dtype}, the manifest says {meta}")
+    return arr
+
+
+def _crc32(file: Path) -> int:
+    crc = 0
+    with open(file, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _write_json(file: Path, data: Any) -> None:
+    with open(file, "w") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _swap_dir(new: Path, target: Path) -> None:
+    """Put directory ``new`` in place of ``target``: rename(2) is atomic, a directory swap needs two of them."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+    os.replace(new, target)
+    _fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,73 @@
+"""Result types shared by indexes and collections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+
+class Metric(str, Enum):
+    """Distance metrics.  Every distance is "smaller is closer"."""
+
+    COSINE = "cosine"  # distance = 1 - cos(q, x)           similarity = cos(q, x)
+    DOT = "dot"  # distance = -<q, x>                   similarity = <q, x>
+    L2 = "l2"  # distance = ||q - x||  (not squared)  similarity = 1 / (1 + distance)
+
+
+PAD_ID = -1
+
+
+@dataclass
+class SearchResult:
+    """Answer of a batch of queries, always batch-shaped: row i answers query i.
+
+    For an index, ``ids`` is an (q, k) int64 array padded with -1 and ``distances`` (q, k) float32 padded with
+    +inf when fewer than k points exist.  For a collection, ``ids`` holds the user's ids (an object array padded
+    with None) and the optional fields are filled in.
+    """
+
+    ids: np.ndarray
+    distances: np.ndarray
+    similarities: np.ndarray | None = None
+    metadatas: list[list[dict[str, Any] | None]] | None = None
+    true_knn: np.ndarray | None = None  # (q, k) bool: is this hit one of the exact k nearest?
+    recall: np.ndarray | None = None  # (q,) recall@k of each query against exact search
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def k(self) -> int:
+        return self.ids.shape[1]
+
+    def hits(self, query: int = 0) -> list[dict[str, Any]]:
+        """The hits of one query as a list of dicts, padding left out."""
+        out = []
+        for j in range(self.ids.shape[1]):
+            if not np.isfinite(self.distances[query, j]):
+                break
+            hit: dict[str, Any] = {"id": _plain(self.ids[query, j]), "distance": float(self.distances[query, j])}
+            if self.similarities is not None:
+                hit["similarity"] = float(self.similarities[query, j])
+            if self.metadatas is not None:
+                hit["metadata"] = self.metadatas[query][j]
+            if self.true_knn is not None:
+                hit["true_knn"] = bool(self.true_knn[query, j])
+            out.append(hit)
+        return out
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def empty_result(n_queries: int, k: int) -> SearchResult:
+    """A result with every slot padded: what an empty index answers."""
+    return SearchResult(
+        ids=np.full((n_queries, k), PAD_ID, dtype=np.int64),
+        distances=np.full((n_queries, k), np.inf, dtype=np.float32),
+    )
