@@ -12,7 +12,7 @@ __all__ = ["FlatIndex", "Index", "Metric", "SearchResult", *_errors]
 
 def __getattr__(name: str):
     # heavy parts are imported on first use
-    if name in ("Database",):
+    if name == "Database":
         from .database import Database
 
         return Database

@@ -93,6 +93,7 @@ class Index:
         self._live = GrowableArray((), np.bool_)
         self._n_live = 0
         self._sorted_cache: tuple[np.ndarray, np.ndarray] | None = None  # (sorted labels, their rows)
+        self.stamp: dict[str, Any] = {}  # set by load(): what the saver recorded about the data's version
 
     # ------------------------------------------------------------------ properties
     @property
@@ -301,9 +302,11 @@ class Index:
         pass
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, *, stamp: dict[str, Any] | None = None) -> None:
         """Write the index as a directory of .npy files plus manifest.json.  The directory is written aside and
-        swapped in, so a crash leaves either the old index or the new one, never a mix."""
+        swapped in, so a crash leaves either the old index or the new one, never a mix.  ``stamp`` (JSON) is
+        stored in the manifest and given back as ``index.stamp`` on load: the Collection records there which
+        version of its SQLite data the index was built from."""
         path = Path(path)
         arrays = {"vectors": self.vectors, "labels": self.labels, "live": self.live, **self._state()}
         tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -318,6 +321,7 @@ class Index:
                 "n_rows": self.n_rows,
                 "files": files,
                 "extra": self._extra(),
+                "stamp": stamp or {},
             }
             _write_json(tmp / MANIFEST, manifest)
             _swap_dir(tmp, path)
@@ -352,6 +356,7 @@ class Index:
         if index._n_live != manifest["count"]:
             raise StorageFormatError(f"{path}: manifest says {manifest['count']} live points, live.npy has {index._n_live}")
         index._restore(arrays, manifest.get("extra", {}))
+        index.stamp = manifest.get("stamp", {})
         return index
 
     def _require_trained(self) -> None:
@@ -359,7 +364,7 @@ class Index:
             raise IndexNotBuiltError(f"{type(self).__name__} is not trained: call train() or add() first")
 
 
-_MANIFEST_KEYS = {"format", "format_version", "type", "dim", "metric", "count", "n_rows", "files", "extra"}
+_MANIFEST_KEYS = {"format", "format_version", "type", "dim", "metric", "count", "n_rows", "files", "extra", "stamp"}
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Catalogs: ingest of product image collections (Fashion-MNIST, H&M layout, any folder of images)."""

@@ -1,0 +1,511 @@
+"""A Collection: the user's ids, vectors and metadata, durable in SQLite, searchable through indexes.
+
+The user speaks ids (str or int, as they chose); indexes speak int64 labels that SQLite allocates and never
+reuses.  An upsert of an existing id deletes its old label and adds a new one, so a label always names one
+vector.  Every write is one SQLite transaction; in-memory structures then replay the change log (``changes``
+table) to catch up, which is also how another process's writes are picked up and how stale index files
+on disk are brought up to date when they are opened.
+
+    FlatIndex   exact, always present, synced from SQLite; the oracle for ``with_recall``
+    others      built by ``create_index(type, **params)``, synced from the FlatIndex, saved under derived/
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import numbers
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._validation import as_matrix, check_k, check_unique
+from .errors import (
+    DuplicateIdError,
+    EmptyBatchError,
+    IdNotFoundError,
+    IndexNotBuiltError,
+    InvalidIdError,
+    InvalidInputError,
+    StorageFormatError,
+)
+from .evaluation import recall_per_query, true_knn_flags
+from .index.base import Index
+from .index.flat import FlatIndex
+from .index.registry import from_config, get_index_class
+from .metrics import get_metric, normalize_rows, similarity
+from .storage.sqlite import CollectionStore
+from .types import SearchResult
+
+log = logging.getLogger(__name__)
+
+MAX_ID_LENGTH = 512
+MAX_METADATA_BYTES = 64 * 1024
+FLAT = "flat"
+INT64_MAX = 2**63 - 1
+
+
+@dataclass
+class Points:
+    """What ``Collection.get`` returns: ids in the order asked, their vectors (n, dim) and metadata."""
+
+    ids: list[Any]
+    vectors: np.ndarray
+    metadatas: list[dict[str, Any] | None]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class _Synced:
+    """An in-memory index and the SQLite data version it reflects."""
+
+    def __init__(self, index: Index, version: int, saved_version: int | None = None):
+        self.index = index
+        self.version = version
+        self.saved_version = saved_version
+
+
+class Collection:
+    """Do not construct directly: use ``Database.create_collection`` / ``get_collection``."""
+
+    def __init__(self, directory: Path, store: CollectionStore):
+        self.directory = Path(directory)
+        self._store = store
+        config = store.config
+        self.name: str = config["name"]
+        self.dim: int = int(config["dim"])
+        self.metric: str = config["metric"]
+        self.embedder: str | None = config.get("embedder")
+        self.uuid: str = config["uuid"]
+        self._spec = get_metric(self.metric)
+        self._flat: _Synced | None = None
+        self._indexes: dict[str, _Synced] = {}
+
+    # ================================================================== info
+    def __len__(self) -> int:
+        return self._store.count()
+
+    def count(self) -> int:
+        return len(self)
+
+    def __repr__(self) -> str:
+        return f"Collection({self.name!r}, dim={self.dim}, metric={self.metric!r}, count={len(self)})"
+
+    @property
+    def indexes(self) -> list[str]:
+        """Names of the built indexes ("flat" is always there)."""
+        return [FLAT, *sorted(self._store.index_configs())]
+
+    @property
+    def default_index(self) -> str:
+        return self._store.get_meta("default_index", FLAT)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "metric": self.metric,
+            "embedder": self.embedder,
+            "count": len(self),
+            "version": self._store.version(),
+            "indexes": {FLAT: {"type": FLAT}, **self._store.index_configs()},
+            "default_index": self.default_index,
+        }
+
+    # ================================================================== writes
+    def add(self, ids: Any, vectors: Any, metadata: Any = None) -> None:
+        """Add new points.  An id already stored, or given twice, raises DuplicateIdError; nothing is written."""
+        self._write(ids, vectors, metadata, replace=False)
+
+    def upsert(self, ids: Any, vectors: Any, metadata: Any = None) -> None:
+        """Add points, replacing the vector and metadata of ids already stored."""
+        self._write(ids, vectors, metadata, replace=True)
+
+    def _write(self, ids: Any, vectors: Any, metadata: Any, *, replace: bool) -> None:
+        ext_ids = check_ids(ids)
+        x = as_matrix(vectors, self.dim)
+        if len(x) != len(ext_ids):
+            raise InvalidInputError(f"got {len(ext_ids)} ids for {len(x)} vectors: pass one id per vector")
+        if self._spec.normalize:
+            normalize_rows(x)  # refuses zero vectors before anything is written
+        metas = check_metadata(metadata, len(ext_ids))
+        with self._store.transaction():
+            existing = self._store.labels_of(ext_ids)
+            if existing and not replace:
+                first = next(e for e in ext_ids if (type(e), e) in existing)
+                raise DuplicateIdError(f"id {first!r} is already in collection {self.name!r}: use upsert to replace it")
+            version = self._store.bump_version()
+            if existing:
+                self._store.delete_labels(existing.values(), version)
+            labels = self._store.allocate_labels(len(ext_ids))
+            self._store.insert_points(labels, ext_ids, x, metas, version)
+        self._sync()
+
+    def delete(self, ids: Any = None, *, where: dict[str, Any] | None = None) -> int:
+        """Delete points by id (every id must exist, else IdNotFoundError and nothing is deleted) or by filter.
+        Returns how many were deleted."""
+        if (ids is None) == (where is None):
+            raise InvalidInputError("delete takes ids or where=, exactly one of them")
+        with self._store.transaction():
+            if ids is not None:
+                ext_ids = check_ids(ids)
+                found = self._store.labels_of(ext_ids)
+                missing = [e for e in ext_ids if (type(e), e) not in found]
+                if missing:
+                    raise IdNotFoundError(
+                        f"{len(missing)} id(s) not in collection {self.name!r}, first {missing[0]!r}; nothing deleted"
+                    )
+                labels = list(found.values())
+            else:
+                labels = self._store.filter_labels(where).tolist()
+            if labels:
+                self._store.delete_labels(labels, self._store.bump_version())
+        self._sync()
+        return len(labels)
+
+    # ================================================================== reads
+    def get(self, ids: Any) -> Points:
+        """Vectors and metadata of ids, in the order given.  An unknown id raises IdNotFoundError."""
+        ext_ids = check_ids(ids)
+        with self._store.transaction_read():
+            found = self._store.labels_of(ext_ids)
+            missing = [e for e in ext_ids if (type(e), e) not in found]
+            if missing:
+                raise IdNotFoundError(f"{len(missing)} id(s) not in collection {self.name!r}, first {missing[0]!r}")
+            labels = [found[(type(e), e)] for e in ext_ids]
+            _, vectors, metas = self._store.points(labels, self.dim)
+        return Points(ids=ext_ids, vectors=vectors, metadatas=[_load_json(m) for m in metas])
+
+    def ids(self) -> list[Any]:
+        """Every id, in insertion order."""
+        return self._store.all_ids()[1]
+
+    def get_vectors(self, ids: Any = None) -> np.ndarray:
+        """Vectors as stored (not normalised), of ``ids`` or of every point in insertion order."""
+        if ids is not None:
+            return self.get(ids).vectors
+        return self._store.all_vectors(self.dim)[1]
+
+    def query(
+        self,
+        vectors: Any,
+        k: int = 10,
+        where: dict[str, Any] | None = None,
+        index: str | None = None,
+        *,
+        with_recall: bool = False,
+        include_metadata: bool = True,
+        **query_params: Any,
+    ) -> SearchResult:
+        """The k nearest points of each query vector (a 1-D vector is one query; results are batch-shaped).
+
+        ``where`` filters on metadata (see ``lookalike.storage.filters``); ``index`` picks an index by name
+        (default: the last one built, else exact); ``query_params`` go to that index (``nprobe=``, ``ef=``...).
+        ``with_recall=True`` also runs the exact search and fills ``true_knn`` per hit and ``recall`` per query.
+        """
+        k = check_k(k)
+        q = as_matrix(vectors, self.dim, what="queries")
+        name = self.default_index if index is None else index
+        with self._store.transaction_read():
+            self._sync(in_transaction=True)
+            allowed = None if where is None else self._store.filter_labels(where)
+            searcher = self._synced_index(name).index
+            t0 = time.perf_counter()
+            raw = searcher.search(q, k, allowed_ids=allowed, **query_params)
+            t1 = time.perf_counter()
+            stats: dict[str, Any] = {"index": name, "search_ms": 1000 * (t1 - t0)}
+            true_knn = recall = None
+            if with_recall:
+                exact = self._flat.index.search(q, k, allowed_ids=allowed)
+                stats["exact_ms"] = 1000 * (time.perf_counter() - t1)
+                true_knn = true_knn_flags(raw, exact)
+                recall = recall_per_query(raw, exact)
+            hit_labels = raw.ids[raw.ids >= 0]
+            ext = self._store.ext_ids_of(hit_labels)
+            metas = self._store.metadata_of(hit_labels) if include_metadata else {}
+        ids = np.full(raw.ids.shape, None, dtype=object)
+        metadatas = []
+        for i, row in enumerate(raw.ids):
+            metadatas.append([])
+            for j, label in enumerate(row):
+                if label >= 0:
+                    ids[i, j] = ext[int(label)]
+                    metadatas[i].append(_load_json(metas.get(int(label))) if include_metadata else None)
+                else:
+                    metadatas[i].append(None)
+        return SearchResult(
+            ids=ids,
+            distances=raw.distances,
+            similarities=similarity(raw.distances, self._spec),
+            metadatas=metadatas,
+            true_knn=true_knn,
+            recall=recall,
+            stats=stats,
+        )
+
+    # ================================================================== indexes
+    def create_index(self, type: str, *, default: bool = True, **params: Any) -> dict[str, Any]:
+        """Build (or rebuild) an index of this type over every point, save it, and (by default) make it the
+        one ``query`` uses.  Returns its config and build time.  Bad parameters raise before anything changes."""
+        if type == FLAT:
+            if default:
+                with self._store.transaction():
+                    self._store.set_meta("default_index", FLAT)
+            return {"type": FLAT, "build_s": 0.0}
+        config = {"type": type, "dim": self.dim, "metric": self.metric, **params}
+        fresh = from_config(config)  # validates the type and the parameters
+        self._sync()
+        t0 = time.perf_counter()
+        flat = self._flat.index
+        keep = np.flatnonzero(flat.live)
+        if len(keep):
+            fresh.add(flat.vectors[keep], flat.labels[keep])
+        build_s = time.perf_counter() - t0
+        built_at = self._flat.version
+        with self._store.transaction():
+            self._store.put_index(type, fresh.config())
+            if default:
+                self._store.set_meta("default_index", type)
+        synced = _Synced(fresh, built_at)
+        self._indexes[type] = synced
+        self._save(type, synced)
+        self._sync()  # writes that landed during the build are replayed now
+        return {**fresh.config(), "build_s": build_s, "count": len(fresh)}
+
+    def drop_index(self, type: str) -> None:
+        if type == FLAT:
+            raise InvalidInputError("the flat index is the collection's exact search and cannot be dropped")
+        if type not in self._store.index_configs():
+            raise IndexNotBuiltError(f"collection {self.name!r} has no {type!r} index")
+        with self._store.transaction():
+            self._store.drop_index(type)
+            if self.default_index == type:
+                self._store.set_meta("default_index", FLAT)
+        self._indexes.pop(type, None)
+        _remove_tree(self._derived_dir(type))
+
+    def flush(self) -> None:
+        """Save every in-memory index that is newer than its files (the data itself is always durable)."""
+        if self._flat is not None:
+            self._save(FLAT, self._flat)
+        for name, synced in self._indexes.items():
+            self._save(name, synced)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._store.close()
+
+    # ================================================================== syncing
+    def _sync(self, *, in_transaction: bool = False) -> None:
+        """Bring the flat index (and every loaded index) up to the current SQLite version."""
+        if not in_transaction:
+            with self._store.transaction_read():
+                return self._sync(in_transaction=True)
+        version = self._store.version()
+        if self._flat is None:
+            self._flat = self._open_derived(FLAT, {"type": FLAT, "dim": self.dim, "metric": self.metric})
+        if self._flat.version != version:
+            self._catch_up_flat(version)
+        for synced in self._indexes.values():
+            if synced.version != version:
+                self._catch_up_from_flat(synced)
+
+    def _synced_index(self, name: str) -> _Synced:
+        if name == FLAT:
+            return self._flat
+        if name not in self._indexes:
+            configs = self._store.index_configs()
+            if name not in configs:
+                get_index_class(name)  # an unknown type name raises UnknownIndexTypeError
+                raise IndexNotBuiltError(
+                    f"collection {self.name!r} has no {name!r} index: build it with create_index({name!r}, ...)"
+                )
+            self._indexes[name] = self._open_derived(name, configs[name])
+        synced = self._indexes[name]
+        if synced.version != self._flat.version:
+            self._catch_up_from_flat(synced)
+        return synced
+
+    def _open_derived(self, name: str, config: dict[str, Any]) -> _Synced:
+        """Load the index's files if they are ours and not older than the change log; else rebuild it."""
+        path = self._derived_dir(name)
+        if path.exists():
+            try:
+                index = Index.load(path)
+                stamp = index.stamp
+                if stamp.get("uuid") == self.uuid and self._store.log_start() <= stamp.get("version", -1) <= self._store.version() and index.config() == {**config}:
+                    synced = _Synced(index, stamp["version"], stamp["version"])
+                    if name != FLAT:
+                        self._catch_up_from_flat(synced)
+                    return synced
+                log.info("index files of %s/%s are stale or foreign: rebuilding", self.name, name)
+            except StorageFormatError as exc:
+                log.warning("index files of %s/%s are unusable (%s): rebuilding from SQLite", self.name, name, exc)
+        return self._rebuild(name, config)
+
+    def _rebuild(self, name: str, config: dict[str, Any]) -> _Synced:
+        index = from_config(config)
+        version = self._store.version()
+        if name == FLAT:
+            labels, vectors = self._store.all_vectors(self.dim)
+        else:
+            flat = self._flat.index
+            keep = np.flatnonzero(flat.live)
+            labels, vectors = flat.labels[keep], flat.vectors[keep]
+            version = self._flat.version
+        if len(labels):
+            index.add(vectors, labels)
+        return _Synced(index, version)
+
+    def _catch_up_flat(self, version: int) -> None:
+        synced = self._flat
+        if synced.version < self._store.log_start() or synced.version > version:
+            self._flat = self._rebuild(FLAT, {"type": FLAT, "dim": self.dim, "metric": self.metric})
+            return
+        added, removed = _net_changes(self._store.changes_since(synced.version))
+        index = synced.index
+        gone = [l for l in removed if l in index]
+        if gone:
+            index.remove(gone)
+        if added:
+            _, vectors, _ = self._store.points(added, self.dim)
+            index.add(vectors, added)
+        synced.version = version
+        if index.n_deleted > max(1000, len(index)):  # tombstones outweigh the data: drop them
+            synced.index = index.compact()
+
+    def _catch_up_from_flat(self, synced: _Synced) -> None:
+        flat = self._flat
+        if synced.version < self._store.log_start() or synced.version > flat.version:
+            fresh = self._rebuild(synced.index.type_name, synced.index.config())
+            synced.index, synced.version, synced.saved_version = fresh.index, fresh.version, None
+            return
+        added, removed = _net_changes(self._store.changes_since(synced.version))
+        added = [l for l in added if l in flat.index]  # a label deleted after flat's version is not there yet
+        index = synced.index
+        gone = [l for l in removed if l in index]
+        if gone:
+            index.remove(gone)
+        if added:
+            index.add(flat.index.get_vectors(added), added)
+        synced.version = flat.version
+        if index.n_deleted > max(1000, len(index)):
+            synced.index = index.compact()
+
+    # ================================================================== derived files
+    def _derived_dir(self, name: str) -> Path:
+        return self.directory / "derived" / name
+
+    def _save(self, name: str, synced: _Synced) -> None:
+        if synced.saved_version == synced.version:
+            return
+        derived = self.directory / "derived"
+        derived.mkdir(exist_ok=True)
+        try:
+            with open(derived / ".lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # two processes never swap the same directory at once
+                synced.index.save(self._derived_dir(name), stamp={"uuid": self.uuid, "version": synced.version})
+            synced.saved_version = synced.version
+        except OSError as exc:  # derived files are a cache: failing to write one loses nothing
+            log.warning("could not save index %s/%s: %s", self.name, name, exc)
+
+
+# ====================================================================== helpers
+def _net_changes(changes: list[tuple[int, int, int]]) -> tuple[list[int], list[int]]:
+    """Replay a change log: labels to add (added and still alive) and labels to remove (existed before)."""
+    state: dict[int, int] = {}
+    first_op: dict[int, int] = {}
+    for _, label, op in changes:
+        first_op.setdefault(label, op)
+        state[label] = op
+    added = [l for l, op in state.items() if op > 0]
+    removed = [l for l, op in state.items() if op < 0 and first_op[l] < 0]
+    return added, removed
+
+
+def _load_json(text: str | None) -> dict[str, Any] | None:
+    return None if text is None else json.loads(text)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def check_ids(ids: Any) -> list[Any]:
+    """User ids: a list of str or int (numpy scalars welcome), unique, non-empty.  One scalar is a list of one."""
+    if isinstance(ids, (str, numbers.Integral)) and not isinstance(ids, (bool, np.bool_)):
+        ids = [ids]
+    if isinstance(ids, np.ndarray):
+        ids = ids.tolist()
+    if not isinstance(ids, (list, tuple)):
+        try:
+            ids = list(ids)
+        except TypeError:
+            raise InvalidIdError(f"ids must be a list of str or int, got {type(ids).__name__}") from None
+    if not ids:
+        raise EmptyBatchError("ids is an empty batch: pass at least one id")
+    out = [_check_id(i) for i in ids]
+    check_unique(out)
+    return out
+
+
+def _check_id(value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidIdError(f"an id must be a str or an int, got bool {value!r}")
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise InvalidIdError(f"integer id {value} does not fit in 64 bits")
+        return value
+    if isinstance(value, str):
+        if not value:
+            raise InvalidIdError("an id must not be the empty string")
+        if len(value) > MAX_ID_LENGTH:
+            raise InvalidIdError(f"an id is at most {MAX_ID_LENGTH} characters, got {len(value)}")
+        if "\x00" in value:
+            raise InvalidIdError("an id must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidIdError(f"id {value!r} is not valid unicode (lone surrogate?)") from None
+        return str(value)
+    raise InvalidIdError(f"an id must be a str or an int, got {type(value).__name__} {value!r}")
+
+
+def check_metadata(metadata: Any, n: int) -> list[str | None]:
+    """One JSON object (or None) per point, serialised; NaN/inf and non-JSON values are refused."""
+    if metadata is None:
+        return [None] * n
+    if isinstance(metadata, dict):
+        metadata = [metadata]
+    if not isinstance(metadata, (list, tuple)) or len(metadata) != n:
+        got = len(metadata) if isinstance(metadata, (list, tuple)) else type(metadata).__name__
+        raise InvalidInputError(f"metadata must be a list of {n} dicts (one per id), got {got}")
+    out = []
+    for i, item in enumerate(metadata):
+        if item is None:
+            out.append(None)
+            continue
+        if not isinstance(item, dict) or not all(isinstance(k, str) for k in item):
+            raise InvalidInputError(f"metadata[{i}] must be a dict with string keys, got {type(item).__name__}")
+        try:
+            text = json.dumps(item, allow_nan=False, ensure_ascii=False)
+            text.encode("utf-8")
+        except (TypeError, ValueError, UnicodeEncodeError) as exc:
+            raise InvalidInputError(f"metadata[{i}] is not JSON-serialisable: {exc}") from None
+        if len(text.encode("utf-8")) > MAX_METADATA_BYTES:
+            raise InvalidInputError(f"metadata[{i}] is over {MAX_METADATA_BYTES // 1024} KiB as JSON")
+        out.append(text)
+    return out
+
+
+__all__ = ["Collection", "Points", "check_ids", "check_metadata"]

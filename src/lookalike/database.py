@@ -1,0 +1,165 @@
+"""A Database: named collections under one root directory.
+
+    root/
+      lookalike.json                 {"format": "lookalike-database", "format_version": 1}: marks the directory as ours
+      collections/<name>/
+        collection.sqlite (+ -wal, -shm)     the source of truth (see storage/sqlite.py)
+        derived/<index>/                     manifest.json + .npy per array: caches, rebuilt when stale or corrupt
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .collection import Collection
+from .errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    InvalidNameError,
+    StorageFormatError,
+)
+from .metrics import get_metric
+from ._validation import check_positive_int
+from .storage.sqlite import CollectionStore
+
+MARKER = "lookalike.json"
+FORMAT = "lookalike-database"
+FORMAT_VERSION = 1
+SQLITE_FILE = "collection.sqlite"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_DIM = 65_536
+
+
+class Database:
+    """``Database("path/")`` opens the database at path, creating it if the directory is absent or empty."""
+
+    def __init__(self, path: str | os.PathLike, *, create: bool = True):
+        self.path = Path(path)
+        self._collections: dict[str, Collection] = {}
+        marker = self.path / MARKER
+        if marker.exists():
+            self._check_marker(marker)
+        elif self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise StorageFormatError(
+                f"{self.path} is not a lookalike database (no {MARKER}) and is not empty: choose another path"
+            )
+        elif not create:
+            raise StorageFormatError(f"{self.path} is not a lookalike database")
+        else:
+            (self.path / "collections").mkdir(parents=True, exist_ok=True)
+            tmp = self.path / f".{MARKER}.tmp"
+            tmp.write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION}))
+            os.replace(tmp, marker)
+
+    @staticmethod
+    def _check_marker(marker: Path) -> None:
+        try:
+            data = json.loads(marker.read_text())
+        except (OSError, ValueError) as exc:
+            raise StorageFormatError(f"{marker} is corrupt: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise StorageFormatError(f"{marker} does not describe a lookalike database")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise StorageFormatError(
+                f"{marker}: format_version {data.get('format_version')}, this lookalike reads {FORMAT_VERSION}"
+            )
+
+    # ------------------------------------------------------------------ collections
+    def create_collection(self, name: str, dim: int, metric: str = "cosine", *, embedder: str | None = None,
+                          exist_ok: bool = False) -> Collection:
+        check_name(name)
+        dim = check_positive_int(dim, "dim")
+        if dim > MAX_DIM:
+            raise InvalidNameError(f"dim must be <= {MAX_DIM}, got {dim}")
+        spec = get_metric(metric)
+        directory = self._dir(name)
+        if directory.exists():
+            if exist_ok:
+                col = self.get_collection(name)
+                if (col.dim, col.metric) != (dim, spec.name):
+                    raise CollectionExistsError(
+                        f"collection {name!r} exists with dim={col.dim}, metric={col.metric!r}, "
+                        f"not dim={dim}, metric={spec.name!r}"
+                    )
+                return col
+            raise CollectionExistsError(f"collection {name!r} already exists: use get_collection or drop it first")
+        tmp = self.path / "collections" / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        config = {"name": name, "dim": dim, "metric": spec.name, "embedder": embedder, "uuid": uuid.uuid4().hex}
+        CollectionStore(tmp / SQLITE_FILE, create_config=config).close()
+        try:
+            os.rename(tmp, directory)  # a collection appears whole or not at all
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise CollectionExistsError(f"collection {name!r} already exists") from None
+        return self.get_collection(name)
+
+    def get_or_create_collection(self, name: str, dim: int, metric: str = "cosine", **kw: Any) -> Collection:
+        return self.create_collection(name, dim, metric, exist_ok=True, **kw)
+
+    def get_collection(self, name: str) -> Collection:
+        check_name(name)
+        if name in self._collections:
+            return self._collections[name]
+        directory = self._dir(name)
+        if not (directory / SQLITE_FILE).exists():
+            raise CollectionNotFoundError(
+                f"no collection {name!r} in {self.path}; existing: {self.list_collections() or 'none'}"
+            )
+        col = Collection(directory, CollectionStore(directory / SQLITE_FILE))
+        self._collections[name] = col
+        return col
+
+    def list_collections(self) -> list[str]:
+        root = self.path / "collections"
+        return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / SQLITE_FILE).exists())
+
+    def drop_collection(self, name: str) -> None:
+        check_name(name)
+        directory = self._dir(name)
+        if not directory.exists():
+            raise CollectionNotFoundError(f"no collection {name!r} in {self.path}")
+        col = self._collections.pop(name, None)
+        if col is not None:
+            col._store.close()
+        trash = directory.with_name(f".{name}.dropped-{uuid.uuid4().hex[:8]}")
+        os.rename(directory, trash)  # atomic: the name is free at once
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.list_collections()
+
+    def _dir(self, name: str) -> Path:
+        return self.path / "collections" / name
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Save index caches and close every collection.  Data needs no closing: each write already committed."""
+        for col in self._collections.values():
+            col.close()
+        self._collections.clear()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Database({str(self.path)!r})"
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        shown = repr(name) if not isinstance(name, str) or len(name) < 60 else repr(name[:57] + "...")
+        raise InvalidNameError(
+            f"invalid collection name {shown}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter "
+            "or digit"
+        )
+    return name

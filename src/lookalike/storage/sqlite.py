@@ -1,0 +1,260 @@
+"""The SQLite store of one collection: the source of truth.
+
+One file per collection, in WAL mode (readers never block the writer, nor the writer the readers), with
+``synchronous=FULL`` so a write that returned survives a crash or a power cut.  Tables:
+
+    meta(key, value)                       config (JSON), the data version, the first version the log covers
+    points(label, ext_id, vector, metadata) one row per live point; ``label`` is the int64 the indexes speak,
+                                            never reused; ``ext_id`` the user's id (str or int, kept as typed)
+    changes(version, label, op)            the change log: +1 = label added, -1 = label deleted.  Derived
+                                            structures stamped with version v catch up by replaying v+1.. .
+    indexes(name, config)                  which indexes the user built, with their build parameters
+
+Every write is one transaction (``BEGIN IMMEDIATE``): a batch is all there or not there at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import StorageFormatError
+from .filters import compile_where
+
+SCHEMA_FORMAT = "lookalike-collection"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+_CHUNK = 900  # SQLite's limit on bound variables is 32766; stay far below it
+
+
+class CollectionStore:
+    """Thin, typed access to one collection's SQLite file.  Not thread-safe: one per thread/process."""
+
+    def __init__(self, file: Path, *, create_config: dict[str, Any] | None = None):
+        self.file = Path(file)
+        exists = self.file.exists()
+        if not exists and create_config is None:
+            raise StorageFormatError(f"{self.file} does not exist")
+        try:
+            self.conn = sqlite3.connect(
+                str(self.file), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            if not exists:
+                self._create(create_config)
+            self.config = self._read_config()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StorageFormatError(f"{self.file} is not a lookalike collection or is corrupt: {exc}") from None
+
+    # ------------------------------------------------------------------ schema
+    def _create(self, config: dict[str, Any]) -> None:
+        with self.transaction():
+            for statement in """
+                CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE points(
+                    label INTEGER PRIMARY KEY,
+                    ext_id UNIQUE NOT NULL,          -- no declared type: a str stays TEXT, an int INTEGER
+                    vector BLOB NOT NULL,            -- float32, little-endian, dim * 4 bytes
+                    metadata TEXT                    -- JSON object or NULL
+                );
+                CREATE TABLE changes(version INTEGER NOT NULL, label INTEGER NOT NULL, op INTEGER NOT NULL);
+                CREATE INDEX changes_by_version ON changes(version);
+                CREATE TABLE indexes(name TEXT PRIMARY KEY, config TEXT NOT NULL);
+                """.split(";"):
+                if statement.strip():
+                    self.conn.execute(statement)
+            meta = {
+                "format": SCHEMA_FORMAT,
+                "format_version": str(SCHEMA_VERSION),
+                "config": json.dumps(config),
+                "version": "0",
+                "log_start": "0",
+                "next_label": "0",
+            }
+            self.conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+
+    def _read_config(self) -> dict[str, Any]:
+        rows = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+        if rows.get("format") != SCHEMA_FORMAT:
+            raise StorageFormatError(f"{self.file} is an SQLite file but not a lookalike collection")
+        if rows.get("format_version") != str(SCHEMA_VERSION):
+            raise StorageFormatError(
+                f"{self.file} has format_version {rows.get('format_version')}, this lookalike reads {SCHEMA_VERSION}"
+            )
+        try:
+            return json.loads(rows["config"])
+        except (KeyError, ValueError) as exc:
+            raise StorageFormatError(f"{self.file}: collection config is corrupt: {exc}") from None
+
+    def close(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            conn.close()
+            self.conn = None
+
+    # ------------------------------------------------------------------ transactions
+    def transaction(self):
+        """A write transaction: takes the write lock at once (waiting up to the busy timeout)."""
+        return _Transaction(self.conn, "BEGIN IMMEDIATE")
+
+    def transaction_read(self):
+        """A read transaction: every statement inside sees the same snapshot, whatever writers do meanwhile."""
+        return _Transaction(self.conn, "BEGIN DEFERRED")
+
+    def version(self) -> int:
+        return int(self._meta("version"))
+
+    def log_start(self) -> int:
+        return int(self._meta("log_start"))
+
+    def _meta(self, key: str) -> str:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise StorageFormatError(f"{self.file}: meta key {key!r} is missing")
+        return row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    # ------------------------------------------------------------------ writes (call inside a transaction)
+    def bump_version(self) -> int:
+        version = self.version() + 1
+        self.set_meta("version", str(version))
+        return version
+
+    def allocate_labels(self, n: int) -> np.ndarray:
+        start = int(self._meta("next_label"))
+        self.set_meta("next_label", str(start + n))
+        return np.arange(start, start + n, dtype=np.int64)
+
+    def insert_points(self, labels: np.ndarray, ext_ids: Sequence[Any], vectors: np.ndarray,
+                      metadatas: Sequence[str | None], version: int) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        rows = ((int(l), e, vectors[i].tobytes(), m) for i, (l, e, m) in enumerate(zip(labels, ext_ids, metadatas)))
+        self.conn.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", rows)
+        self.conn.executemany("INSERT INTO changes VALUES (?, ?, 1)", ((version, int(l)) for l in labels))
+
+    def delete_labels(self, labels: Iterable[int], version: int) -> None:
+        labels = [int(l) for l in labels]
+        for chunk in _chunks(labels):
+            self.conn.execute(f"DELETE FROM points WHERE label IN ({_marks(chunk)})", chunk)
+        self.conn.executemany("INSERT INTO changes VALUES (?, ?, -1)", ((version, l) for l in labels))
+
+    def put_index(self, name: str, config: dict[str, Any]) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO indexes VALUES (?, ?)", (name, json.dumps(config)))
+
+    def drop_index(self, name: str) -> None:
+        self.conn.execute("DELETE FROM indexes WHERE name = ?", (name,))
+
+    def trim_log(self, up_to_version: int) -> None:
+        """Forget changes every derived structure has absorbed."""
+        self.conn.execute("DELETE FROM changes WHERE version <= ?", (up_to_version,))
+        self.set_meta("log_start", str(up_to_version))
+
+    # ------------------------------------------------------------------ reads
+    def count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+
+    def index_configs(self) -> dict[str, dict[str, Any]]:
+        return {name: json.loads(cfg) for name, cfg in self.conn.execute("SELECT name, config FROM indexes")}
+
+    def labels_of(self, ext_ids: Sequence[Any]) -> dict[Any, int]:
+        """ext_id -> label for the ids that exist (typed: "1" and 1 are different ids)."""
+        found: dict[Any, int] = {}
+        for chunk in _chunks(list(ext_ids)):
+            for ext, label in self.conn.execute(
+                f"SELECT ext_id, label FROM points WHERE ext_id IN ({_marks(chunk)})", chunk
+            ):
+                found[(type(ext), ext)] = label
+        return found
+
+    def all_ids(self) -> tuple[np.ndarray, list[Any]]:
+        rows = self.conn.execute("SELECT label, ext_id FROM points ORDER BY label").fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
+
+    def all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        labels, blobs = [], []
+        for label, blob in self.conn.execute("SELECT label, vector FROM points ORDER BY label"):
+            labels.append(label)
+            blobs.append(blob)
+        return np.array(labels, dtype=np.int64), _stack(blobs, dim, self.file)
+
+    def points(self, labels: Sequence[int], dim: int) -> tuple[list[Any], np.ndarray, list[str | None]]:
+        """ext_ids, vectors and metadata JSON of labels, in the order given (all must exist)."""
+        by_label: dict[int, tuple] = {}
+        for chunk in _chunks([int(l) for l in labels]):
+            for row in self.conn.execute(
+                f"SELECT label, ext_id, vector, metadata FROM points WHERE label IN ({_marks(chunk)})", chunk
+            ):
+                by_label[row[0]] = row[1:]
+        rows = [by_label[int(l)] for l in labels]
+        return [r[0] for r in rows], _stack([r[1] for r in rows], dim, self.file), [r[2] for r in rows]
+
+    def metadata_of(self, labels: Sequence[int]) -> dict[int, str | None]:
+        out: dict[int, str | None] = {}
+        for chunk in _chunks(sorted({int(l) for l in labels})):
+            out.update(self.conn.execute(f"SELECT label, metadata FROM points WHERE label IN ({_marks(chunk)})", chunk))
+        return out
+
+    def ext_ids_of(self, labels: Sequence[int]) -> dict[int, Any]:
+        out: dict[int, Any] = {}
+        for chunk in _chunks(sorted({int(l) for l in labels})):
+            out.update(self.conn.execute(f"SELECT label, ext_id FROM points WHERE label IN ({_marks(chunk)})", chunk))
+        return out
+
+    def changes_since(self, version: int) -> list[tuple[int, int, int]]:
+        return self.conn.execute(
+            "SELECT version, label, op FROM changes WHERE version > ? ORDER BY version, rowid", (version,)
+        ).fetchall()
+
+    def filter_labels(self, where: dict[str, Any]) -> np.ndarray:
+        sql, params = compile_where(where)
+        rows = self.conn.execute(f"SELECT label FROM points WHERE {sql}", params).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+
+class _Transaction:
+    """``with store.transaction():`` — BEGIN, COMMIT on success, ROLLBACK on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection, begin: str):
+        self.conn = conn
+        self.begin = begin
+
+    def __enter__(self):
+        self.conn.execute(self.begin)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+        return False
+
+
+def _stack(blobs: list[bytes], dim: int, file: Path) -> np.ndarray:
+    if not blobs:
+        return np.empty((0, dim), dtype=np.float32)
+    if any(len(b) != 4 * dim for b in blobs):
+        raise StorageFormatError(f"{file}: a stored vector does not have {dim} float32 values")
+    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
+
+
+def _chunks(items: list, size: int = _CHUNK):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _marks(chunk: list) -> str:
+    return ",".join("?" * len(chunk))
