@@ -21,7 +21,7 @@ each split as the pair of rows that defines it, then ``fill_planes`` turns the p
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
 # ----------------------------------------------------------------------------------------- random numbers
 # A tiny generator of our own (SplitMix64): each tree draws from its own seeded stream, so a forest is the same
@@ -332,7 +332,7 @@ def _visit_row(row, query, vectors, mask, stamps, stamp, best_raw, best_rows, is
 
 @njit(cache=True, parallel=True, fastmath=True)
 def forest_search(queries, vectors, mask, planes, offsets, children, roots, leaf_starts, leaf_rows,
-                  extra_head, extra_next, extra_row, k, search_k, is_l2):
+                  extra_head, extra_next, extra_row, k, search_k, is_l2, n_threads):
     """Annoy's search: one priority queue over the nodes of every tree, keyed by the smallest margin met on
     the way down (how far the query is from leaving that branch), opened best-first until ``search_k``
     distinct live candidates are gathered; they are re-ranked exactly.
@@ -343,7 +343,7 @@ def forest_search(queries, vectors, mask, planes, offsets, children, roots, leaf
     out_raw = np.full((n_queries, k), np.inf, dtype=np.float32)
     n_computed = np.zeros(n_queries, dtype=np.int64)
     capacity = roots.shape[0] + 2 * children.shape[0] + 1  # every node enters the queue at most once
-    n_chunks = min(n_queries, get_num_threads())
+    n_chunks = min(n_queries, n_threads)  # one chunk of queries per thread, each with its own scratch
     for chunk in prange(n_chunks):
         priority = np.empty(capacity, dtype=np.float32)
         nodes = np.empty(capacity, dtype=np.int32)

@@ -1,0 +1,338 @@
+"""The ``lookalike`` command.  Subcommands import what they need when they run, so ``--help`` is instant.
+
+Errors print one line (``error: ...``) and exit with status 2 (1 for an unexpected crash)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DB = os.environ.get("LOOKALIKE_DB", "lookalike-db")
+# build parameters that have their own flag on `lookalike index build` (any other: --param name=value)
+BUILD_FLAGS = {"nlist": int, "M": int, "ef_construction": int, "n_trees": int, "leaf_size": int,
+               "n_tables": int, "n_bits": int, "m": int, "seed": int}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    from .errors import LookalikeError
+
+    try:
+        return int(args.handler(args) or 0)
+    except LookalikeError as exc:
+        print(f"error: {exc} [{type(exc).__name__}]", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lookalike",
+        description="lookalike: a vector database (exact, IVF, HNSW, ...) with a fashion search engine on top.",
+    )
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--db", default=DEFAULT_DB, help=f"database directory (default: $LOOKALIKE_DB or {DEFAULT_DB})")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the end-to-end demo on generated data")
+    p.add_argument("--db", default=None, help="database directory to keep (default: a temporary one)")
+    p.add_argument("--n", type=int, default=20_000, help="points to generate (default 20000)")
+    p.add_argument("--dim", type=int, default=128, help="dimensions (default 128)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("create", help="create a collection", parents=[db])
+    p.add_argument("name")
+    p.add_argument("--dim", type=int, required=True)
+    p.add_argument("--metric", default="cosine", help="cosine (default), dot or l2")
+    p.set_defaults(handler=cmd_create)
+
+    p = sub.add_parser("add", help="add vectors from .npy / .csv / .jsonl / ann-benchmarks .hdf5", parents=[db])
+    p.add_argument("name")
+    p.add_argument("file", type=Path)
+    p.add_argument("--format", choices=["npy", "csv", "jsonl", "hdf5"], help="default: from the file extension")
+    p.add_argument("--dataset", default="train", help="HDF5 dataset to read (default train)")
+    p.add_argument("--start-id", type=int, default=0, help="first integer id for .npy/.hdf5 rows (default 0)")
+    p.add_argument("--batch-size", type=int, default=10_000)
+    p.add_argument("--upsert", action="store_true", help="replace points whose id is already stored")
+    p.add_argument("--create", metavar="METRIC", help="create the collection first with this metric")
+    p.set_defaults(handler=cmd_add)
+
+    p = sub.add_parser("query", help="nearest neighbours of a vector or of rows of a file", parents=[db])
+    p.add_argument("name")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--vector", help="a JSON list of numbers")
+    src.add_argument("--file", type=Path, help=".npy (or ann-benchmarks .hdf5: its 'test' set) of query rows")
+    src.add_argument("--id", dest="like_id", help="use the stored vector of this id as the query")
+    p.add_argument("--rows", default="0", help="rows of --file to use: 5, 0:10 (default 0)")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--index", help="index to use (default: the collection's default)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="query parameter, e.g. nprobe=8")
+    p.add_argument("--where", help='metadata filter as JSON, e.g. \'{"class": "Dress"}\'')
+    p.add_argument("--with-recall", action="store_true", help="also run exact search: true-KNN flags and recall@k")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_query)
+
+    p = sub.add_parser("info", help="describe the database or one collection", parents=[db])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_info)
+
+    p = sub.add_parser("delete", help="delete points by id (digits are read as int ids unless --str-ids)", parents=[db])
+    p.add_argument("name")
+    p.add_argument("ids", nargs="*")
+    p.add_argument("--where", help="delete every point matching this JSON filter instead")
+    p.add_argument("--str-ids", action="store_true", help="treat every id as a string")
+    p.set_defaults(handler=cmd_delete)
+
+    p = sub.add_parser("drop", help="drop a whole collection", parents=[db])
+    p.add_argument("name")
+    p.set_defaults(handler=cmd_drop)
+
+    p = sub.add_parser("index", help="build or drop indexes")
+    isub = p.add_subparsers(title="index commands", metavar="ACTION")
+    b = isub.add_parser("build", help="build an index over a collection", parents=[db])
+    b.add_argument("name")
+    b.add_argument("--type", required=True, help="flat, ivf, hnsw, lsh, rp_forest, sq8, ivfpq")
+    for flag, kind in BUILD_FLAGS.items():
+        b.add_argument(f"--{flag.replace('_', '-')}", dest=f"build_{flag}", type=kind, help=argparse.SUPPRESS)
+    b.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="build parameter (also as flags: --nlist, --M, --ef-construction, --n-trees, ...)")
+    b.add_argument("--no-default", action="store_true", help="do not make it the collection's default index")
+    b.set_defaults(handler=cmd_index_build)
+    d = isub.add_parser("drop", help="drop an index", parents=[db])
+    d.add_argument("name")
+    d.add_argument("--type", required=True)
+    d.set_defaults(handler=cmd_index_drop)
+
+    _add_optional(sub, "bench", "lookalike.bench.cli", "add_bench_arguments", "run_bench",
+                  "recall vs queries/s of every index and of the installed peers")
+    return parser
+
+
+def _add_optional(sub, name: str, module: str, add_args: str, run: str, help_text: str) -> None:
+    """Subcommands that live in optional modules (present when their part of lookalike is)."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError:
+        return
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    getattr(mod, add_args)(p)
+    p.set_defaults(handler=getattr(mod, run))
+
+
+# ---------------------------------------------------------------------- commands
+def _open(args, name: str | None = None):
+    from .database import Database
+
+    return Database(args.db)
+
+
+def cmd_create(args) -> int:
+    with _open(args) as db:
+        col = db.create_collection(args.name, dim=args.dim, metric=args.metric)
+        print(f"created {col.name}: dim={col.dim} metric={col.metric} in {db.path}")
+    return 0
+
+
+def cmd_add(args) -> int:
+    from tqdm import tqdm
+
+    from .io import count_rows, detect_format, read_batches
+
+    fmt = detect_format(args.file, args.format)
+    with _open(args) as db:
+        if args.create:
+            first = next(read_batches(args.file, fmt, 1, dataset=args.dataset))
+            db.get_or_create_collection(args.name, dim=first[1].shape[1], metric=args.create)
+        col = db.get_collection(args.name)
+        total = count_rows(args.file, fmt, args.dataset)
+        write = col.upsert if args.upsert else col.add
+        t0 = time.perf_counter()
+        n = 0
+        with tqdm(total=total, unit="vec", desc=f"add {args.file.name}", disable=None) as bar:
+            for ids, vectors, metas in read_batches(args.file, fmt, args.batch_size, start_id=args.start_id,
+                                                     dataset=args.dataset):
+                write(ids, vectors, metas)
+                n += len(ids)
+                bar.update(len(ids))
+        print(f"added {n} points to {col.name} in {time.perf_counter() - t0:.1f}s (now {len(col)})")
+    return 0
+
+
+def cmd_query(args) -> int:
+    import numpy as np
+
+    with _open(args) as db:
+        col = db.get_collection(args.name)
+        queries = _query_vectors(args, col)
+        where = _json_arg(args.where, "--where")
+        params = _params(args.param)
+        t0 = time.perf_counter()
+        result = col.query(queries, k=args.k, where=where, index=args.index, with_recall=args.with_recall, **params)
+        elapsed = time.perf_counter() - t0
+        if args.json:
+            out = [{"hits": result.hits(i), **({"recall": float(result.recall[i])} if result.recall is not None else {})}
+                   for i in range(len(result))]
+            print(json.dumps(out, indent=1, default=str))
+            return 0
+        for i in range(len(result)):
+            print(f"query {i}: index={result.stats['index']} {elapsed * 1000 / len(result):.2f} ms/query"
+                  + (f"  recall@{args.k}={result.recall[i]:.2f}" if result.recall is not None else ""))
+            for rank, hit in enumerate(result.hits(i), 1):
+                mark = "" if result.true_knn is None else ("  true-knn" if hit["true_knn"] else "  (not a true knn)")
+                meta = f"  {json.dumps(hit['metadata'])}" if hit.get("metadata") else ""
+                print(f"  {rank:3d}. {hit['id']!s:24} distance={hit['distance']:.4f}{mark}{meta}")
+        del np
+    return 0
+
+
+def _query_vectors(args, col):
+    import numpy as np
+
+    from .errors import InvalidInputError
+
+    if args.vector:
+        return np.asarray(_json_arg(args.vector, "--vector"), dtype=np.float32)
+    if args.like_id is not None:
+        return col.get([_typed_id(args.like_id, False)]).vectors
+    rows = _rows(args.rows)
+    if args.file.suffix.lower() in (".hdf5", ".h5"):
+        import h5py
+
+        with h5py.File(args.file, "r") as f:
+            return np.asarray(f["test"][rows])
+    try:
+        data = np.load(args.file, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read {args.file}: {exc}") from None
+    return np.asarray(data[rows])
+
+
+def _rows(text: str):
+    from .errors import InvalidInputError
+
+    try:
+        if ":" in text:
+            start, stop = text.split(":")
+            return slice(int(start or 0), int(stop) if stop else None)
+        return [int(text)]
+    except ValueError:
+        raise InvalidInputError(f"--rows takes N or START:STOP, got {text!r}") from None
+
+
+def cmd_info(args) -> int:
+    with _open(args) as db:
+        if args.name:
+            info = db.get_collection(args.name).info()
+            print(json.dumps(info, indent=1) if args.json else _format_info(info))
+        else:
+            infos = [db.get_collection(n).info() for n in db.list_collections()]
+            if args.json:
+                print(json.dumps(infos, indent=1))
+            else:
+                print(f"database {db.path}: {len(infos)} collection(s)")
+                for info in infos:
+                    print("  " + _format_info(info).replace("\n", "\n  "))
+    return 0
+
+
+def _format_info(info: dict[str, Any]) -> str:
+    indexes = ", ".join(info["indexes"])
+    return (f"{info['name']}: {info['count']} points, dim={info['dim']}, metric={info['metric']}, "
+            f"embedder={info['embedder']}\n  indexes: {indexes} (default: {info['default_index']})")
+
+
+def cmd_delete(args) -> int:
+    from .errors import InvalidInputError
+
+    with _open(args) as db:
+        col = db.get_collection(args.name)
+        if args.where:
+            n = col.delete(where=_json_arg(args.where, "--where"))
+        elif args.ids:
+            n = col.delete([_typed_id(i, args.str_ids) for i in args.ids])
+        else:
+            raise InvalidInputError("give ids to delete, or --where")
+        print(f"deleted {n} point(s) from {col.name} (now {len(col)})")
+    return 0
+
+
+def cmd_drop(args) -> int:
+    with _open(args) as db:
+        db.drop_collection(args.name)
+        print(f"dropped {args.name}")
+    return 0
+
+
+def cmd_index_build(args) -> int:
+    params = {flag: getattr(args, f"build_{flag}") for flag in BUILD_FLAGS if getattr(args, f"build_{flag}") is not None}
+    params.update(_params(args.param))
+    with _open(args) as db:
+        col = db.get_collection(args.name)
+        print(f"building {args.type} over {len(col)} points of {col.name} ...", flush=True)
+        report = col.create_index(args.type, default=not args.no_default, **params)
+        shown = {k: v for k, v in report.items() if k not in ("dim", "metric", "type", "build_s", "count")}
+        print(f"built {args.type} {shown} in {report['build_s']:.2f}s")
+    return 0
+
+
+def cmd_index_drop(args) -> int:
+    with _open(args) as db:
+        db.get_collection(args.name).drop_index(args.type)
+        print(f"dropped index {args.type} of {args.name}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_synthetic_demo
+
+    return run_synthetic_demo(db_path=args.db, n=args.n, dim=args.dim, seed=args.seed)
+
+
+# ---------------------------------------------------------------------- parsing helpers
+def _json_arg(text: str | None, flag: str):
+    from .errors import InvalidInputError
+
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"{flag} is not valid JSON: {exc}") from None
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    from .errors import InvalidParameterError
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InvalidParameterError(f"--param takes NAME=VALUE, got {pair!r}")
+        try:
+            params[name] = json.loads(value)
+        except ValueError:
+            params[name] = value
+    return params
+
+
+def _typed_id(text: str, as_str: bool) -> Any:
+    return int(text) if not as_str and text.lstrip("-").isdigit() else text
+
+
+if __name__ == "__main__":
+    sys.exit(main())

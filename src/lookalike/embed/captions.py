@@ -1,0 +1,120 @@
+"""Captions for the Fashion-MNIST classes: what the image tower is trained against, and held-out queries to test it.
+
+Fashion-MNIST has labels, not captions.  As in CLIP's zero-shot prompts ("a photo of a {label}"), captions are made
+from each class's names and synonyms put into templates, some with an adjective (a colour, a material, a style)
+that the grayscale 28x28 image cannot show: the tower learns to place "a red dress" and "a black dress" both near
+dresses, so a shopper's adjectives do not pull a query to the wrong garment.
+
+``HELD_OUT_QUERIES`` are shopper-style paraphrases that use none of the training synonyms; they are never embedded
+during training and measure whether the locked text tower carries the meaning beyond the training vocabulary.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from ..catalog.fashion_mnist import CLASS_NAMES
+
+# Per class (in CLASS_NAMES order): names a shopper would type.  The first is the class-name query of the evaluation.
+SYNONYMS: tuple[tuple[str, ...], ...] = (
+    ("t-shirt", "tee", "top", "tank top", "short-sleeved top", "crop top"),
+    ("trousers", "pants", "jeans", "slacks", "leggings", "chinos"),
+    ("pullover", "sweater", "jumper", "knit sweater", "sweatshirt", "knitted pullover"),
+    ("dress", "gown", "sundress", "frock", "maxi dress", "summer dress"),
+    ("coat", "jacket", "overcoat", "parka", "trench coat", "winter coat"),
+    ("sandal", "sandals", "flip-flops", "slides", "strappy sandals", "summer sandals"),
+    ("shirt", "button-up shirt", "blouse", "dress shirt", "flannel shirt", "long-sleeved shirt"),
+    ("sneaker", "sneakers", "trainers", "running shoes", "athletic shoes", "tennis shoes"),
+    ("bag", "handbag", "purse", "tote bag", "backpack", "shoulder bag"),
+    ("ankle boot", "ankle boots", "boots", "chelsea boots", "booties", "leather boots"),
+)
+
+# Nouns that take no article ("a photo of jeans", not "a photo of a jeans").
+PLURALS = frozenset({
+    "trousers", "pants", "jeans", "slacks", "leggings", "chinos", "sandals", "flip-flops", "slides",
+    "strappy sandals", "summer sandals", "sneakers", "trainers", "running shoes", "athletic shoes", "tennis shoes",
+    "ankle boots", "boots", "chelsea boots", "booties", "leather boots",
+})
+
+ADJECTIVES: tuple[str, ...] = (
+    "black", "white", "red", "blue", "navy", "grey", "beige", "pink", "green", "brown",
+    "cotton", "leather", "wool", "striped", "casual", "elegant", "vintage", "cheap",
+)
+
+# {np}: a noun phrase with its article ("a red dress", "jeans"); {bare}: without it ("red dress").
+TEMPLATES: tuple[str, ...] = (
+    "{bare}",
+    "{np}",
+    "a photo of {np}",
+    "a picture of {np}",
+    "a product photo of {np}",
+    "an image of {np}",
+    "a black and white photo of {np}",
+    "women's {bare}",
+    "men's {bare}",
+    "i am looking for {np}",
+    "show me {bare}",
+    "buy {bare} online",
+)
+ADJECTIVE_TEMPLATES: tuple[str, ...] = ("{np}", "a photo of {np}", "{bare}", "women's {bare}")
+
+# Shopper paraphrases, never used in training (none contains a synonym of its own class as a word).
+HELD_OUT_QUERIES: tuple[tuple[str, ...], ...] = (
+    ("sleeveless camisole", "a plain crewneck with short sleeves", "spaghetti strap cami",
+     "singlet for the gym"),
+    ("denim bottoms", "a pair of joggers", "wide-leg culottes", "grey sweatpants"),
+    ("a warm woolly knit for winter", "hoodie", "turtleneck knitwear", "chunky cable knit"),
+    ("little black number for a party", "knee-length outfit for a wedding guest", "evening ball attire",
+     "sleeveless shift for the office"),
+    ("warm winter outerwear", "puffer", "a long wool peacoat", "anorak"),
+    ("open-toe summer footwear", "beach shoes with straps", "gladiators", "espadrilles"),
+    ("a collared long-sleeve top with buttons", "oxford for the office", "checked button-down",
+     "denim overshirt"),
+    ("shoes for jogging", "kicks", "gym footwear", "canvas low-tops"),
+    ("clutch", "satchel", "messenger carryall", "leather holdall"),
+    ("heeled footwear ending at the ankle", "desert chukkas", "lace-up work footwear",
+     "zip-up suede footwear for autumn"),
+)
+
+
+def noun_phrase(noun: str, adjective: str | None = None) -> tuple[str, str]:
+    """``(with article, bare)`` for a noun and optional adjective: ("an elegant coat", "elegant coat")."""
+    bare = f"{adjective} {noun}" if adjective else noun
+    if noun in PLURALS:
+        return bare, bare
+    article = "an" if bare[0] in "aeiou" else "a"
+    return f"{article} {bare}", bare
+
+
+def class_captions(label: int) -> list[str]:
+    """Every training caption of one class: synonyms x templates, plus synonyms x adjectives x a few templates."""
+    captions = []
+    for noun in SYNONYMS[label]:
+        np_, bare = noun_phrase(noun)
+        captions.extend(t.format(np=np_, bare=bare) for t in TEMPLATES)
+        for adjective, template in itertools.product(ADJECTIVES, ADJECTIVE_TEMPLATES):
+            np_, bare = noun_phrase(noun, adjective)
+            captions.append(template.format(np=np_, bare=bare))
+    return list(dict.fromkeys(captions))  # unique, in a stable order
+
+
+def training_captions() -> tuple[list[str], list[int]]:
+    """All training captions and the class of each."""
+    texts: list[str] = []
+    labels: list[int] = []
+    for label in range(len(CLASS_NAMES)):
+        captions = class_captions(label)
+        texts.extend(captions)
+        labels.extend([label] * len(captions))
+    return texts, labels
+
+
+def class_name_queries() -> list[str]:
+    """One query per class, the evaluation's "class name" prompts: "a photo of a t-shirt", ..."""
+    return ["a photo of " + noun_phrase(names[0])[0] for names in SYNONYMS]
+
+
+def held_out_queries() -> tuple[list[str], list[int]]:
+    """The held-out paraphrases and the class of each."""
+    pairs = [(q, label) for label, queries in enumerate(HELD_OUT_QUERIES) for q in queries]
+    return [q for q, _ in pairs], [label for _, label in pairs]

@@ -1,0 +1,313 @@
+"""IVFIndex: the inverted file of Sivic & Zisserman (2003, "Video Google") as used for vectors by Jégou, Douze &
+Schmid (2011, "Product quantization for nearest neighbor search", the IVFADC system; here with exact vectors in
+the lists, what faiss calls IndexIVFFlat).
+
+    training   k-means on a sample gives ``nlist`` centroids, the *coarse quantizer* (a Voronoi partition);
+    adding     each vector goes to the inverted list of its nearest centroid;
+    searching  a query ranks the centroids, scans only the ``nprobe`` nearest lists exhaustively, keeps the k best.
+
+Scanning nprobe of nlist lists reads about nprobe / nlist of the data; a true neighbour is missed only when it
+sits in a cell the query did not probe, so recall rises with nprobe and reaches exact search at nprobe = nlist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_positive_int
+from ..errors import InvalidParameterError, StorageFormatError
+from ..kernels.invlists import scan_lists
+from ..kernels.kmeans import MAX_POINTS_PER_CENTROID, assign, kmeans
+from .base import Index
+
+#: a buffer that must grow grows by this factor at least (amortised O(1) appends)
+GROWTH = 1.5
+
+
+class InvertedLists:
+    """``n_lists`` inverted lists kept in one buffer, each list contiguous so that a probe is one linear scan.
+
+    List p holds slots [start[p], start[p] + size[p]) with room up to start[p] + capacity[p].  A list that
+    outgrows its room moves to the end of the buffer with twice the room (the old slots become a hole), so an
+    append costs O(1) amortised, like a vector per list, while the search kernel still sees plain arrays.  When
+    the holes outweigh the data the buffer is repacked."""
+
+    def __init__(self, n_lists: int, dim: int):
+        self.start = np.zeros(n_lists, dtype=np.int64)
+        self.size = np.zeros(n_lists, dtype=np.int64)
+        self.capacity = np.zeros(n_lists, dtype=np.int64)
+        self.slot_vectors = np.empty((0, dim), dtype=np.float32)
+        self.slot_rows = np.empty(0, dtype=np.int64)
+        self.end = 0  # first slot after the last list's room
+        self.holes = 0  # slots left behind by moved lists
+
+    @property
+    def n_lists(self) -> int:
+        return len(self.size)
+
+    def append(self, list_ids: np.ndarray, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Put ``rows`` (with their ``vectors``) at the end of lists ``list_ids``."""
+        counts = np.bincount(list_ids, minlength=self.n_lists)
+        full = np.flatnonzero(self.size + counts > self.capacity)
+        if len(full):
+            self._move_to_end(full, np.maximum(self.size[full] + counts[full], 2 * self.capacity[full]))
+        self._make_writable()
+        order = np.argsort(list_ids, kind="stable")
+        sorted_lists = list_ids[order]
+        first_of_list = np.cumsum(counts) - counts  # position in ``order`` where each list's entries begin
+        rank_in_list = np.arange(len(order)) - first_of_list[sorted_lists]
+        slots = self.start[sorted_lists] + self.size[sorted_lists] + rank_in_list
+        self.slot_vectors[slots] = vectors[order]
+        self.slot_rows[slots] = rows[order]
+        self.size += counts
+        if self.holes > max(int(self.size.sum()), 4096):
+            self._repack()
+
+    def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(offsets (n_lists + 1), rows, vectors) with list p at [offsets[p], offsets[p+1]) and no holes."""
+        offsets = np.concatenate([[0], np.cumsum(self.size)]).astype(np.int64)
+        if np.array_equal(self.start, offsets[:-1]):  # already packed: slices, no copy
+            return offsets, self.slot_rows[: offsets[-1]], self.slot_vectors[: offsets[-1]]
+        slots = self._slots_of(np.arange(self.n_lists), self.start)
+        return offsets, self.slot_rows[slots], self.slot_vectors[slots]
+
+    @classmethod
+    def from_packed(cls, offsets: np.ndarray, rows: np.ndarray, vectors: np.ndarray) -> "InvertedLists":
+        lists = cls(len(offsets) - 1, vectors.shape[1])
+        lists.start = np.asarray(offsets[:-1], dtype=np.int64).copy()
+        lists.size = np.diff(offsets).astype(np.int64)
+        lists.capacity = lists.size.copy()
+        lists.slot_rows, lists.slot_vectors = rows, vectors  # may be read-only memory maps: copied on first write
+        lists.end = int(offsets[-1])
+        return lists
+
+    def _move_to_end(self, which: np.ndarray, new_capacity: np.ndarray) -> None:
+        new_start = self.end + np.cumsum(new_capacity) - new_capacity
+        self._reserve(self.end + int(new_capacity.sum()))
+        src = self._slots_of(which, self.start[which])
+        dst = self._slots_of(which, new_start)
+        self.slot_vectors[dst] = self.slot_vectors[src]
+        self.slot_rows[dst] = self.slot_rows[src]
+        self.holes += int(self.capacity[which].sum())
+        self.start[which] = new_start
+        self.capacity[which] = new_capacity
+        self.end += int(new_capacity.sum())
+
+    def _slots_of(self, which: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Slot numbers of the entries of lists ``which`` if those lists began at ``starts``, list after list."""
+        sizes = self.size[which]
+        within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        return np.repeat(starts, sizes) + within
+
+    def _reserve(self, n_slots: int) -> None:
+        if n_slots <= len(self.slot_rows):
+            self._make_writable()
+            return
+        capacity = max(n_slots, int(GROWTH * len(self.slot_rows)))
+        vectors = np.empty((capacity, self.slot_vectors.shape[1]), dtype=np.float32)
+        rows = np.full(capacity, -1, dtype=np.int64)
+        vectors[: self.end] = self.slot_vectors[: self.end]
+        rows[: self.end] = self.slot_rows[: self.end]
+        self.slot_vectors, self.slot_rows = vectors, rows
+
+    def _make_writable(self) -> None:
+        if not (self.slot_vectors.flags.writeable and self.slot_rows.flags.writeable):
+            self.slot_vectors, self.slot_rows = np.array(self.slot_vectors), np.array(self.slot_rows)
+
+    def _repack(self) -> None:
+        offsets, rows, vectors = self.packed()
+        packed = InvertedLists.from_packed(offsets, np.array(rows), np.array(vectors))
+        self.__dict__.update(packed.__dict__)
+
+
+class IVFIndex(Index):
+    """Inverted file index with exact vectors in the lists (faiss's IndexIVFFlat).
+
+    Build parameters: ``nlist`` (number of k-means cells; about 4 * sqrt(n) is customary), ``n_iter`` (Lloyd
+    iterations), ``seed``, ``max_train_points`` (k-means sample; default 256 * nlist).  Query parameter:
+    ``nprobe``, the number of nearest cells scanned (int >= 1; more is slower and more exact).
+
+    Choices, documented:
+      * ``nprobe > nlist`` is clamped to the number of lists: the search is then exhaustive (exact).
+      * Training happens on the first ``add`` (or an explicit ``train``).  If that batch has fewer points than
+        ``nlist``, the index trains ``min(nlist, n)`` lists instead of refusing, and ``trained_nlist`` records
+        it.  While ``trained_nlist < nlist``, the lists are re-learnt on the live vectors each time
+        ``min(nlist, n)`` reaches twice ``trained_nlist``: adding points one by one still ends with ``nlist``
+        cells, after O(log nlist) small retrainings.
+      * A query whose probed lists hold fewer than k live (or allowed) points probes twice as many lists, until
+        it has k hits or has scanned every list: an IVF answers k hits whenever k candidates exist.
+      * Metric: for l2 the cells are plain k-means cells; for cosine and dot, spherical k-means (unit
+        centroids), so the nearest cell is the one of largest inner product with the query.
+      * Vectors are held twice, in insertion order (the base class: get_vectors, compact, exact completion) and
+        in list order (the contiguous scans); ``save`` writes both, so that ``load(mmap=True)`` maps the lists
+        without reading them.
+      * ``remove`` leaves a tombstone that the scan skips.  ``compact`` keeps the trained centroids (no new
+        k-means: the partition still fits the data it was learnt from) and re-adds the live vectors; it
+        retrains only when the index was trained with fewer than ``nlist`` lists and now has points for more.
+    """
+
+    type_name = "ivf"
+    needs_training = True
+    query_defaults: dict[str, Any] = {"nprobe": 8}
+
+    def __init__(
+        self,
+        dim: int,
+        metric: str = "l2",
+        nlist: int = 100,
+        n_iter: int = 20,
+        seed: int = 0,
+        max_train_points: int | None = None,
+    ):
+        self.nlist = check_positive_int(nlist, "nlist")
+        self.n_iter = check_positive_int(n_iter, "n_iter")
+        self.seed = check_positive_int(seed, "seed", minimum=0)
+        if max_train_points is not None:
+            max_train_points = check_positive_int(max_train_points, "max_train_points", minimum=self.nlist)
+        self.max_train_points = max_train_points
+        super().__init__(
+            dim, metric, nlist=self.nlist, n_iter=self.n_iter, seed=self.seed, max_train_points=max_train_points
+        )
+        self.centroids: np.ndarray | None = None  # (trained_nlist, dim) float32: the coarse quantizer
+        self._centroid_sq_norms: np.ndarray | None = None
+        self._lists: InvertedLists | None = None
+
+    @property
+    def is_trained(self) -> bool:
+        return self.centroids is not None
+
+    @property
+    def trained_nlist(self) -> int:
+        """Number of lists actually trained (``nlist``, or fewer when the data had fewer points); 0 if untrained."""
+        return 0 if self.centroids is None else len(self.centroids)
+
+    def list_sizes(self) -> np.ndarray:
+        """Rows held by each inverted list (tombstones included)."""
+        return np.zeros(0, np.int64) if self._lists is None else self._lists.size.copy()
+
+    # ------------------------------------------------------------------ training and adding
+    def _train(self, vectors: np.ndarray) -> None:
+        """Learn the coarse quantizer, then (re)distribute the live rows already stored among the new lists."""
+        n_lists = min(self.nlist, len(vectors))
+        max_points = self.max_train_points or MAX_POINTS_PER_CENTROID * n_lists
+        self._set_centroids(
+            kmeans(
+                vectors,
+                n_lists,
+                n_iter=self.n_iter,
+                seed=self.seed,
+                max_points=max_points,
+                spherical=self.spec.kind == "ip",
+            )
+        )
+        self._assign_rows(np.flatnonzero(self.live))
+
+    def _set_centroids(self, centroids: np.ndarray) -> None:
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        self._centroid_sq_norms = np.einsum("ij,ij->i", self.centroids, self.centroids)
+        self._lists = InvertedLists(len(self.centroids), self.dim)
+
+    def _on_add(self, start: int, stop: int) -> None:
+        possible = min(self.nlist, self._n_live)
+        if self.trained_nlist < possible and possible >= min(self.nlist, 2 * self.trained_nlist):
+            self._train(self.vectors[self.live])  # grew well past a small first batch: learn more lists
+            return
+        self._assign_rows(np.arange(start, stop))
+
+    def _assign_rows(self, rows: np.ndarray) -> None:
+        if len(rows):
+            vectors = self.vectors[rows]
+            nearest_list, _ = assign(vectors, self.centroids)
+            self._lists.append(nearest_list, rows.astype(np.int64), vectors)
+
+    # ------------------------------------------------------------------ search
+    def _search_rows(self, queries: np.ndarray, k: int, mask: np.ndarray | None, nprobe: Any = 8):
+        self._require_trained()
+        nprobe = min(_check_nprobe(nprobe), self.trained_nlist)
+        rows, raw = self._scan(queries, k, mask, nprobe)
+        # probed lists too thin for k hits (small index, tombstones, a filter): probe wider for those queries
+        wanted = min(k, self._n_live if mask is None else int(mask.sum()))
+        short = np.flatnonzero((rows >= 0).sum(axis=1) < wanted)
+        while len(short) and nprobe < self.trained_nlist:
+            nprobe = min(2 * nprobe, self.trained_nlist)
+            rows[short], raw[short] = self._scan(queries[short], k, mask, nprobe)
+            short = short[(rows[short] >= 0).sum(axis=1) < wanted]
+        return rows, raw
+
+    def _scan(self, queries: np.ndarray, k: int, mask: np.ndarray | None, nprobe: int):
+        probes = self._nearest_lists(queries, nprobe)
+        lists = self._lists
+        return scan_lists(
+            queries,
+            probes,
+            lists.start,
+            lists.size,
+            lists.slot_vectors,
+            lists.slot_rows,
+            np.zeros(0, np.bool_) if mask is None else mask,
+            k,
+            self.spec.kind == "l2",
+        )
+
+    def _nearest_lists(self, queries: np.ndarray, nprobe: int) -> np.ndarray:
+        """The nprobe cells nearest to each query, nearest first (so the k-best heap tightens early).
+
+        ||q - c||^2 ranks like ||c||^2 - 2<q, c>; with unit centroids (cosine, dot) that is largest <q, c>."""
+        n_lists = self.trained_nlist
+        if nprobe >= n_lists:
+            return np.broadcast_to(np.arange(n_lists, dtype=np.int64), (len(queries), n_lists))
+        scores = queries @ self.centroids.T
+        scores *= -2.0
+        scores += self._centroid_sq_norms[None, :]
+        probes = np.argpartition(scores, nprobe - 1, axis=1)[:, :nprobe]
+        order = np.argsort(np.take_along_axis(scores, probes, axis=1), axis=1)
+        return np.ascontiguousarray(np.take_along_axis(probes, order, axis=1), dtype=np.int64)
+
+    # ------------------------------------------------------------------ maintenance
+    def compact(self) -> "IVFIndex":
+        """A twin with only the live rows.  Reuses the centroids unless more lists are now possible (see class)."""
+        if not self.is_trained or self._n_live == 0 or self.trained_nlist < min(self.nlist, self._n_live):
+            return super().compact()
+        fresh = type(self)(self.dim, self.metric, **self.params)
+        fresh._set_centroids(self.centroids.copy())
+        keep = np.flatnonzero(self.live)
+        fresh.add(self._user_vectors(keep), self.labels[keep])
+        return fresh
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self) -> dict[str, np.ndarray]:
+        if not self.is_trained:
+            return {}
+        offsets, rows, vectors = self._lists.packed()
+        return {"centroids": self.centroids, "list_offsets": offsets, "list_rows": rows, "list_vectors": vectors}
+
+    def _restore(self, state: dict[str, np.ndarray], extra: dict[str, Any]) -> None:
+        if "centroids" not in state:
+            if self.n_rows:
+                raise StorageFormatError("an IVF index with rows was saved without its centroids")
+            return
+        centroids, offsets = state["centroids"], state["list_offsets"]
+        rows, vectors = state["list_rows"], state["list_vectors"]
+        consistent = (
+            centroids.ndim == 2
+            and centroids.shape[1] == self.dim
+            and offsets.shape == (len(centroids) + 1,)
+            and offsets[0] == 0
+            and bool(np.all(np.diff(offsets) >= 0))
+            and offsets[-1] == len(rows) == len(vectors) <= self.n_rows
+            and vectors.shape[1:] == (self.dim,)
+            and (len(rows) == 0 or (rows.min() >= 0 and rows.max() < self.n_rows))
+        )
+        if not consistent:
+            raise StorageFormatError("the IVF arrays (centroids, list_offsets, list_rows, list_vectors) disagree")
+        self._set_centroids(np.asarray(centroids))
+        self._lists = InvertedLists.from_packed(np.asarray(offsets), rows, vectors)
+
+
+def _check_nprobe(nprobe: Any) -> int:
+    try:
+        return check_positive_int(nprobe, "nprobe")
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(f"{exc} (the number of inverted lists to scan per query)") from None
