@@ -181,6 +181,12 @@ class Collection:
             _, vectors, metas = self._store.points(labels, self.dim)
         return Points(ids=ext_ids, vectors=vectors, metadatas=[_load_json(m) for m in metas])
 
+    def has(self, ids: Any) -> list[bool]:
+        """Whether each id is stored (no error for unknown ids: this is how a resumed ingest skips work)."""
+        ext_ids = check_ids(ids)
+        found = self._store.labels_of(ext_ids)
+        return [(type(e), e) in found for e in ext_ids]
+
     def ids(self) -> list[Any]:
         """Every id, in insertion order."""
         return self._store.all_ids()[1]

@@ -1,0 +1,59 @@
+"""Where a catalog item's picture comes from, given the metadata stored at ingest.
+
+``metadata["image"]`` is either ``"fashion-mnist:<split>:<index>"`` (the pixels live in the Debian package's IDX
+files, nothing is copied) or an absolute path recorded when the catalog was ingested.  Only references written by
+ingest are followed: a user never passes a path, so no route can be turned into a path traversal.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..errors import IdNotFoundError
+
+FASHION_MNIST_PREFIX = "fashion-mnist:"
+
+
+def open_item_image(metadata: dict[str, Any] | None):
+    """The item's picture as a PIL image (mode L or RGB), or IdNotFoundError when it has none / it is gone."""
+    from PIL import Image
+
+    ref = (metadata or {}).get("image")
+    if not isinstance(ref, str) or not ref:
+        raise IdNotFoundError("this item has no image")
+    if ref.startswith(FASHION_MNIST_PREFIX):
+        _, split, index = ref.split(":")
+        images = _fashion_mnist_images(split)
+        i = int(index)
+        if not 0 <= i < len(images):
+            raise IdNotFoundError(f"fashion-mnist {split} has no image {i}")
+        return Image.fromarray(images[i], mode="L")
+    from ..embed.base import UnreadableImageError, open_image
+
+    path = Path(ref)
+    if not path.is_file():
+        raise IdNotFoundError(f"the image file of this item is gone: {path.name}")
+    try:
+        return open_image(path)
+    except UnreadableImageError as exc:
+        raise IdNotFoundError(f"the image of this item cannot be read: {exc}") from None
+
+
+def thumbnail(image, size: int = 112):
+    """A square-ish RGB thumbnail; tiny images (28x28) are upscaled with nearest-neighbour so pixels stay crisp."""
+    from PIL import Image
+
+    image = image.convert("RGB")
+    scale = size / max(image.width, image.height)
+    new = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    resample = Image.NEAREST if scale > 1 else Image.LANCZOS
+    return image.resize(new, resample)
+
+
+@lru_cache(maxsize=2)
+def _fashion_mnist_images(split: str):
+    from .fashion_mnist import load_fashion_mnist
+
+    return load_fashion_mnist(split)[0]
