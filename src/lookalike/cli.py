@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--type", required=True)
     d.set_defaults(handler=cmd_index_drop)
 
+    p = sub.add_parser("tune", help="pick the cheapest query parameter reaching a recall target", parents=[db])
+    p.add_argument("name")
+    p.add_argument("--index", help="index to tune (default: the collection's default)")
+    p.add_argument("--target", type=float, default=0.95, help="recall@k target (default 0.95)")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--sample", type=int, default=200, help="held-out queries drawn from the collection (default 200)")
+    p.add_argument("--no-apply", action="store_true", help="report only; do not make it the index's default")
+    p.set_defaults(handler=cmd_tune)
+
     _add_optional(sub, "bench", "lookalike.bench.cli", "add_bench_arguments", "run_bench",
                   "recall vs queries/s of every index and of the installed peers")
     return parser
@@ -294,6 +303,16 @@ def cmd_index_drop(args) -> int:
     with _open(args) as db:
         db.get_collection(args.name).drop_index(args.type)
         print(f"dropped index {args.type} of {args.name}")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    with _open(args) as db:
+        report = db.get_collection(args.name).tune(args.index, args.target, args.k, sample=args.sample,
+                                                   apply=not args.no_apply)
+        for row in report.tried:
+            print("  " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        print(report.summary())
     return 0
 
 

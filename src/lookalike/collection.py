@@ -221,6 +221,7 @@ class Collection:
             self._sync(in_transaction=True)
             allowed = None if where is None else self._store.filter_labels(where)
             searcher = self._synced_index(name).index
+            query_params = {**self.tuned_params(name), **query_params}
             t0 = time.perf_counter()
             raw = searcher.search(q, k, allowed_ids=allowed, **query_params)
             t1 = time.perf_counter()
@@ -275,6 +276,7 @@ class Collection:
         built_at = self._flat.version
         with self._store.transaction():
             self._store.put_index(type, fresh.config())
+            self._store.conn.execute("DELETE FROM meta WHERE key = ?", (f"tuned:{type}",))  # new build, new tuning
             if default:
                 self._store.set_meta("default_index", type)
         synced = _Synced(fresh, built_at)
@@ -282,6 +284,24 @@ class Collection:
         self._save(type, synced)
         self._sync()  # writes that landed during the build are replayed now
         return {**fresh.config(), "build_s": build_s, "count": len(fresh)}
+
+    def tune(self, index: str | None = None, target_recall: float = 0.95, k: int = 10, *, sample: int = 200,
+             apply: bool = True):
+        """Find the cheapest query parameter of an index that reaches ``target_recall`` (see ``lookalike.tune``),
+        measured on a held-out sample of this collection's own vectors.  With ``apply`` the value becomes the
+        index's default for later queries (a parameter passed to ``query`` still wins)."""
+        from .tune import tune
+
+        name = self.default_index if index is None else index
+        self._sync()
+        report = tune(self._synced_index(name).index, target_recall, k, sample=sample)
+        if apply and report.param is not None:
+            with self._store.transaction():
+                self._store.set_meta(f"tuned:{name}", json.dumps({report.param: report.value}))
+        return report
+
+    def tuned_params(self, index: str) -> dict[str, Any]:
+        return json.loads(self._store.get_meta(f"tuned:{index}", "{}"))
 
     def drop_index(self, type: str) -> None:
         if type == FLAT:
