@@ -437,6 +437,7 @@ class Collection:
         try:
             with open(derived / ".lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # two processes never swap the same directory at once
+                _remove_leftovers(derived)
                 synced.index.save(self._derived_dir(name), stamp={"uuid": self.uuid, "version": synced.version})
             synced.saved_version = synced.version
         except OSError as exc:  # derived files are a cache: failing to write one loses nothing
@@ -458,6 +459,14 @@ def _net_changes(changes: list[tuple[int, int, int]]) -> tuple[list[int], list[i
 
 def _load_json(text: str | None) -> dict[str, Any] | None:
     return None if text is None else json.loads(text)
+
+
+def _remove_leftovers(derived: Path) -> None:
+    """Directories a killed save left behind (``.name.tmp-*`` half written, ``.name.old-*`` not yet removed).
+    Called with the derived lock held, so no live save owns them."""
+    for leftover in derived.glob(".*"):
+        if leftover.is_dir() and (".tmp-" in leftover.name or ".old-" in leftover.name):
+            _remove_tree(leftover)
 
 
 def _remove_tree(path: Path) -> None:

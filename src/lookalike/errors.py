@@ -23,7 +23,9 @@ status the server answers with, so the server maps errors to responses in one pl
     ├── CollectionExistsError (ValueError)           409  create_collection on an existing name
     ├── IndexNotBuiltError (RuntimeError)            409  query/use of an index that is not built or trained
     ├── EmbedderMismatchError (ValueError)           409  query with another embedder than the collection's
-    └── StorageFormatError (OSError)                 500  a file or directory that is not ours or is corrupt
+    ├── StorageFormatError (OSError)                 500  a file or directory that is not ours or is corrupt
+    ├── StorageFullError (OSError)                   507  the disk is full: the write was rolled back, nothing lost
+    └── StorageBusyError (TimeoutError)              503  another writer held the lock past the busy timeout
 """
 
 from __future__ import annotations
@@ -119,6 +121,14 @@ class EmbedderMismatchError(LookalikeError, ValueError):
 
 class StorageFormatError(LookalikeError, OSError):
     http_status = 500
+
+
+class StorageFullError(LookalikeError, OSError):
+    http_status = 507
+
+
+class StorageBusyError(LookalikeError, TimeoutError):
+    http_status = 503
 
 
 __all__ = [name for name in dir() if name.endswith("Error")]

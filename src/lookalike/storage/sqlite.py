@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import StorageFormatError
+from ..errors import StorageBusyError, StorageFormatError, StorageFullError
 from .filters import compile_where
 
 SCHEMA_FORMAT = "lookalike-collection"
@@ -40,16 +40,16 @@ class CollectionStore:
         if not exists and create_config is None:
             raise StorageFormatError(f"{self.file} does not exist")
         try:
-            self.conn = sqlite3.connect(
+            self.conn = _SafeConnection(sqlite3.connect(
                 str(self.file), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
+            ), self.file)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             if not exists:
                 self._create(create_config)
             self.config = self._read_config()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, StorageFormatError) as exc:
             self.close()
             raise StorageFormatError(f"{self.file} is not a lookalike collection or is corrupt: {exc}") from None
 
@@ -224,6 +224,48 @@ class CollectionStore:
         return np.array([r[0] for r in rows], dtype=np.int64)
 
 
+class _SafeConnection:
+    """An sqlite3 connection whose errors arrive as typed lookalike errors: a full disk, a lock held too long and
+    a corrupt file each say what happened (the transaction is rolled back by the caller's context manager)."""
+
+    def __init__(self, conn: sqlite3.Connection, file: Path):
+        self._conn = conn
+        self._file = file
+
+    def execute(self, sql: str, params: Any = ()):
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self._file) from None
+
+    def executemany(self, sql: str, rows: Any):
+        try:
+            return self._conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self._file) from None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def translate_error(exc: sqlite3.Error, file: Path) -> Exception:
+    text = str(exc)
+    if "full" in text:
+        return StorageFullError(f"{file}: the disk is full ({text}); the write was rolled back, nothing was lost")
+    if "locked" in text or "busy" in text:
+        return StorageBusyError(
+            f"{file}: another process held the write lock for over {BUSY_TIMEOUT_S:.0f}s ({text}); retry later"
+        )
+    if isinstance(exc, (sqlite3.DatabaseError,)) and not isinstance(exc, (sqlite3.IntegrityError, sqlite3.InterfaceError)):
+        if any(w in text for w in ("malformed", "not a database", "corrupt", "disk I/O")):
+            return StorageFormatError(f"{file} is corrupt or unreadable: {text}")
+    return StorageFormatError(f"{file}: SQLite error: {text}")
+
+
 class _Transaction:
     """``with store.transaction():`` — BEGIN, COMMIT on success, ROLLBACK on any exception."""
 
@@ -237,10 +279,21 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except Exception:
+                self._rollback()
+                raise
         else:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
         return False
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except Exception:  # the original error is the one worth reporting
+                pass
 
 
 def _stack(blobs: list[bytes], dim: int, file: Path) -> np.ndarray:
