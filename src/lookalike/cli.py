@@ -45,12 +45,32 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--db", default=DEFAULT_DB, help=f"database directory (default: $LOOKALIKE_DB or {DEFAULT_DB})")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="run the end-to-end demo on generated data")
-    p.add_argument("--db", default=None, help="database directory to keep (default: a temporary one)")
-    p.add_argument("--n", type=int, default=20_000, help="points to generate (default 20000)")
-    p.add_argument("--dim", type=int, default=128, help="dimensions (default 128)")
+    p = sub.add_parser("demo", help="the main job: Fashion-MNIST catalog, text and photo search, served on 127.0.0.1",
+                       description="Ingest the 70,000 Fashion-MNIST products with the offline default embedder, build "
+                       "the indexes, run example text and photo queries, and serve the search page. A rerun reuses "
+                       "what is stored. --synthetic runs the engine-only demo on generated vectors instead.")
+    p.add_argument("--db", default=None, help="database directory (default: fashion-db; --synthetic: a temporary one)")
+    p.add_argument("--no-serve", action="store_true", help="build and query, then exit (serve later: lookalike serve)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--limit", type=int, help="ingest only the first N items of each split (a quick look)")
+    p.add_argument("--synthetic", action="store_true", help="the engine-only demo on generated vectors")
+    p.add_argument("--n", type=int, default=20_000, help="--synthetic: points to generate (default 20000)")
+    p.add_argument("--dim", type=int, default=128, help="--synthetic: dimensions (default 128)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("ingest", help="embed a product catalog (Fashion-MNIST, H&M layout, folder) into a collection",
+                       parents=[db])
+    p.add_argument("name", help="collection (created with the embedder's dim if absent)")
+    p.add_argument("--source", required=True,
+                   help="fashion-mnist | hm:DIR (images/0xx/*.jpg + articles.csv) | folder:DIR")
+    p.add_argument("--csv", help="folder: a CSV keyed by file name whose columns become metadata")
+    p.add_argument("--embedder", default="minilm-fmnist", help="embedder name (default minilm-fmnist; clip:PATH)")
+    p.add_argument("--allow-download", action="store_true", help="let a CLIP embedder download its weights")
+    p.add_argument("--limit", type=int, help="ingest only the first N items")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.set_defaults(handler=cmd_ingest)
 
     p = sub.add_parser("create", help="create a collection", parents=[db])
     p.add_argument("name")
@@ -317,9 +337,40 @@ def cmd_tune(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_synthetic_demo
+    if args.synthetic:
+        from .demo import run_synthetic_demo
 
-    return run_synthetic_demo(db_path=args.db, n=args.n, dim=args.dim, seed=args.seed)
+        return run_synthetic_demo(db_path=args.db, n=args.n, dim=args.dim, seed=args.seed)
+    from .fashion_demo import run_fashion_demo
+
+    return run_fashion_demo(args.db or "fashion-db", serve=not args.no_serve, host=args.host, port=args.port,
+                            limit=args.limit)
+
+
+def cmd_ingest(args) -> int:
+    from .catalog.ingest import catalog_collection, ingest
+    from .catalog.sources import FashionMNISTSource, FolderSource, HMSource
+    from .embed import get_embedder
+    from .errors import InvalidInputError
+
+    kind, _, path = args.source.partition(":")
+    if kind == "fashion-mnist":
+        source = FashionMNISTSource(limit=args.limit)
+    elif kind == "hm" and path:
+        source = HMSource(path, limit=args.limit)
+    elif kind == "folder" and path:
+        source = FolderSource(path, csv_path=args.csv, limit=args.limit)
+    else:
+        raise InvalidInputError(f"--source must be fashion-mnist, hm:DIR or folder:DIR, got {args.source!r}")
+    kwargs = {"allow_download": True} if args.allow_download else {}
+    embedder = get_embedder(args.embedder, **kwargs)
+    with _open(args) as db:
+        col = catalog_collection(db, args.name, embedder)
+        report = ingest(col, source, embedder, batch_size=args.batch_size)
+        print(f"{col.name}: {report.summary()}; now {len(col)} items")
+        if getattr(source, "missing", 0):
+            print(f"{source.missing} catalog rows had no image file and were skipped")
+    return 0
 
 
 # ---------------------------------------------------------------------- parsing helpers
