@@ -115,6 +115,7 @@ class Collection:
             "version": self._store.version(),
             "indexes": {FLAT: {"type": FLAT}, **self._store.index_configs()},
             "default_index": self.default_index,
+            "metadata_indexes": self._store.metadata_indexes(),
         }
 
     # ================================================================== writes
@@ -284,6 +285,12 @@ class Collection:
         self._save(type, synced)
         self._sync()  # writes that landed during the build are replayed now
         return {**fresh.config(), "build_s": build_s, "count": len(fresh)}
+
+    def create_metadata_index(self, key: str) -> None:
+        """A B-tree on one metadata key, so filters on it stop scanning every point (as Qdrant's payload
+        indexes).  Idempotent."""
+        with self._store.transaction():
+            self._store.create_metadata_index(key)
 
     def tune(self, index: str | None = None, target_recall: float = 0.95, k: int = 10, *, sample: int = 200,
              apply: bool = True):

@@ -250,3 +250,20 @@ def test_corrupt_sqlite_file(tmp_path):
     sqlite.write_bytes(b"this is not an sqlite file at all" * 100)
     with pytest.raises(StorageFormatError):
         lookalike.Database(tmp_path / "db").get_collection("c")
+
+
+def test_metadata_index_is_used_and_gives_the_same_answers(col):
+    q = np.ones(DIM)
+    where = {"colour": "red", "price": {"$gte": 10}}
+    before = col.query(q, k=10, where=where)
+    col.create_metadata_index("colour")
+    col.create_metadata_index("colour")  # idempotent
+    col.create_metadata_index("it's")  # a quote in a key is escaped, not executed
+    plan = col._store.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT label FROM points WHERE " + __import__(
+            "lookalike.storage.filters", fromlist=["compile_where"]).compile_where({"colour": "red"})[0], ["red"]
+    ).fetchall()
+    assert any("meta_colour" in str(row) for row in plan)
+    after = col.query(q, k=10, where=where)
+    np.testing.assert_array_equal(before.ids, after.ids)
+    assert len(col.info()["metadata_indexes"]) == 2

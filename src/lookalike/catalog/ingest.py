@@ -16,6 +16,7 @@ from ..errors import EmbedderMismatchError, InvalidInputError
 from .sources import Item
 
 log = logging.getLogger(__name__)
+FILTER_KEYS = ("class", "colour", "product_type_name", "split")
 
 
 @dataclass
@@ -42,7 +43,10 @@ def catalog_collection(db, name: str, embedder):
         col = db.get_collection(name)
         check_embedder(col, embedder)
         return col
-    return db.create_collection(name, dim=embedder.dim, metric="cosine", embedder=embedder.name)
+    col = db.create_collection(name, dim=embedder.dim, metric="cosine", embedder=embedder.name)
+    for key in FILTER_KEYS:  # the page filters on these: index them
+        col.create_metadata_index(key)
+    return col
 
 
 def check_embedder(col, embedder) -> None:

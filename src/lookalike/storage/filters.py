@@ -6,13 +6,16 @@ The shape is the one Chroma and Qdrant users know:
     {"class": {"$in": ["Dress", "Coat"]}}                 membership: $in, $nin
     {"class": {"$ne": "Bag"}}                             $eq, $ne (a point without the key is "not equal")
     {"$and": [{...}, {...}]}, {"$or": [{...}, {...}]}      boolean combinations; several keys in one dict = $and
-Values are bound as SQL parameters and keys are validated and passed as bound JSON paths, so a filter can never
-inject SQL.  Anything else raises InvalidFilterError naming what is wrong.
+Values are bound as SQL parameters.  Keys are validated (no quote, no control character) and written as SQL string
+literals with single quotes doubled, so a filter can never inject SQL; literal paths (rather than bound ones) let
+SQLite use an expression index on ``json_extract(metadata, '$."key"')`` (see ``metadata_index_sql``).
+Anything else raises InvalidFilterError naming what is wrong.
 """
 
 from __future__ import annotations
 
 import numbers
+import zlib
 from typing import Any
 
 from ..errors import InvalidFilterError
@@ -56,8 +59,19 @@ def _compile_bool(op: str, value: Any, column: str, params: list[Any], depth: in
     return "(" + joiner.join(_compile(v, column, params, depth + 1) for v in value) + ")"
 
 
+def path_literal(key: str) -> str:
+    """The JSON path of a top-level key as an SQL string literal: '$."key"' (single quotes doubled)."""
+    return "'" + ('$."' + _check_key(key) + '"').replace("'", "''") + "'"
+
+
+def metadata_index_sql(key: str, column: str = "metadata", table: str = "points") -> str:
+    """CREATE INDEX statement that makes equality and range filters on ``key`` use a B-tree."""
+    name = "meta_" + "".join(c if c.isalnum() else "_" for c in key)[:48] + f"_{zlib.crc32(key.encode()):08x}"
+    return f'CREATE INDEX IF NOT EXISTS "{name}" ON {table}(json_extract({column}, {path_literal(key)}))'
+
+
 def _compile_field(key: str, cond: Any, column: str, params: list[Any]) -> str:
-    path = '$."' + key + '"'
+    path = path_literal(key)
     if not isinstance(cond, dict):
         return _equal(path, cond, column, params, negate=False)
     if not cond:
@@ -73,27 +87,28 @@ def _compile_field(key: str, cond: Any, column: str, params: list[Any]) -> str:
         else:
             if not _is_number(value):
                 raise InvalidFilterError(f"{op} on field {key!r} needs a number, got {_short(value)}")
-            params.extend([path, path, value])
-            parts.append(f"(json_type({column}, ?) IN ('integer', 'real') AND json_extract({column}, ?) {_RANGE_OPS[op]} ?)")
+            params.append(value)
+            parts.append(f"(json_type({column}, {path}) IN ('integer', 'real') AND json_extract({column}, {path}) {_RANGE_OPS[op]} ?)")
     return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
 
 def _equal(path: str, value: Any, column: str, params: list[Any], negate: bool) -> str:
     test = _scalar_test(path, value, column, params)
-    return f"NOT COALESCE({test}, 0)" if negate else f"COALESCE({test}, 0)"
+    # a missing key makes the test NULL: NOT NULL is NULL (no match), so the negation needs COALESCE;
+    # the plain test stays bare so SQLite can answer it from an expression index
+    return f"NOT COALESCE({test}, 0)" if negate else test
 
 
 def _scalar_test(path: str, value: Any, column: str, params: list[Any]) -> str:
     """SQL that is true when the JSON value at ``path`` equals ``value`` (type included: "1" is not 1)."""
     if isinstance(value, bool):
-        params.append(path)
-        return f"(json_type({column}, ?) = '{'true' if value else 'false'}')"
+        return f"(json_type({column}, {path}) = '{'true' if value else 'false'}')"
     if _is_number(value):
-        params.extend([path, path, value])
-        return f"(json_type({column}, ?) IN ('integer', 'real') AND json_extract({column}, ?) = ?)"
+        params.append(value)
+        return f"(json_type({column}, {path}) IN ('integer', 'real') AND json_extract({column}, {path}) = ?)"
     if isinstance(value, str):
-        params.extend([path, path, value])
-        return f"(json_type({column}, ?) = 'text' AND json_extract({column}, ?) = ?)"
+        params.append(value)
+        return f"(json_type({column}, {path}) = 'text' AND json_extract({column}, {path}) = ?)"
     raise InvalidFilterError(f"can only compare to a string, number or boolean, got {_short(value)}")
 
 
@@ -103,7 +118,7 @@ def _membership(path: str, key: str, op: str, values: Any, column: str, params: 
     if len(values) > MAX_IN_VALUES:
         raise InvalidFilterError(f"{op} on field {key!r} has {len(values)} values, at most {MAX_IN_VALUES}")
     tests = "(" + " OR ".join(_scalar_test(path, v, column, params) for v in values) + ")"
-    return f"NOT COALESCE({tests}, 0)" if op == "$nin" else f"COALESCE({tests}, 0)"
+    return f"NOT COALESCE({tests}, 0)" if op == "$nin" else tests
 
 
 def _check_key(key: Any) -> str:

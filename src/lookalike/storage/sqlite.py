@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..errors import StorageBusyError, StorageFormatError, StorageFullError
-from .filters import compile_where
+from .filters import compile_where, metadata_index_sql
 
 SCHEMA_FORMAT = "lookalike-collection"
 SCHEMA_VERSION = 1
@@ -153,6 +153,13 @@ class CollectionStore:
 
     def put_index(self, name: str, config: dict[str, Any]) -> None:
         self.conn.execute("INSERT OR REPLACE INTO indexes VALUES (?, ?)", (name, json.dumps(config)))
+
+    def create_metadata_index(self, key: str) -> None:
+        self.conn.execute(metadata_index_sql(key))
+
+    def metadata_indexes(self) -> list[str]:
+        rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'meta_%'")
+        return sorted(r[0] for r in rows)
 
     def drop_index(self, name: str) -> None:
         self.conn.execute("DELETE FROM indexes WHERE name = ?", (name,))
