@@ -34,6 +34,13 @@ def _normalized(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
 
 
+def reject_unknown(owner: str, what: str, given: dict[str, Any], allowed) -> None:
+    """Raise InvalidParameterError naming the parameters of ``given`` that ``owner`` does not take."""
+    unknown = set(given) - set(allowed)
+    if unknown:
+        raise InvalidParameterError(f"{owner} has no {what} parameter(s) {sorted(unknown)}; it takes {sorted(allowed)}")
+
+
 def directory_size(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
@@ -107,9 +114,7 @@ class LookalikeAlgorithm(BenchAlgorithm):
         self.index.add(train, np.arange(len(train), dtype=np.int64))
 
     def set_query_arguments(self, **query_args: Any) -> None:
-        unknown = set(query_args) - set(type(self.index).query_defaults)
-        if unknown:
-            raise InvalidParameterError(f"{type(self.index).__name__} has no query parameter(s) {sorted(unknown)}")
+        reject_unknown(type(self.index).__name__, "query", query_args, type(self.index).query_defaults)
         super().set_query_arguments(**query_args)
 
     def _search(self, queries: np.ndarray, k: int) -> np.ndarray:
@@ -140,53 +145,76 @@ class LookalikeAlgorithm(BenchAlgorithm):
         self.index = None
 
 
-# ------------------------------------------------------------------------------------------------- faiss
-class FaissAlgorithm(BenchAlgorithm):
+# ------------------------------------------------------------------------------------------------- peers
+class PeerAlgorithm(BenchAlgorithm):
+    """What the peer adapters share: the lazy import, the parameter-name checks, freeing the index."""
+
+    module = ""  # the Python module to import
+    build_params: tuple[str, ...] = ()
+    query_params: tuple[str, ...] = ()
+
+    def __init__(self, dim: int, metric: str, build_args: dict[str, Any], threads: int = 1, seed: int = 0):
+        super().__init__(dim, metric, build_args, threads, seed)
+        reject_unknown(self.name, "build", build_args, self.build_params)
+        self.lib = _import_peer(self.module)
+        self.index = None
+
+    @property
+    def name(self) -> str:
+        return self.library
+
+    def set_query_arguments(self, **query_args: Any) -> None:
+        reject_unknown(self.name, "query", query_args, self.query_params)
+        super().set_query_arguments(**query_args)
+
+    def _int_arg(self, name: str, default: int) -> int:
+        return int(self.build_args.get(name, default))
+
+    def done(self) -> None:
+        self.index = None
+
+
+class FaissAlgorithm(PeerAlgorithm):
     """faiss ``Flat`` (exact), ``IVFFlat`` (build nlist, query nprobe) and ``HNSWFlat`` (build M,
     ef_construction; query ef).  Cosine runs as inner product on normalised vectors, as faiss users do."""
 
-    library = "faiss"
-    KINDS = {"Flat": (), "IVFFlat": ("nlist",), "HNSWFlat": ("M", "ef_construction")}
-    QUERY = {"Flat": (), "IVFFlat": ("nprobe",), "HNSWFlat": ("ef",)}
+    library = module = "faiss"
+    KINDS = {"Flat": ((), ()), "IVFFlat": (("nlist",), ("nprobe",)), "HNSWFlat": (("M", "ef_construction"), ("ef",))}
 
     def __init__(self, kind: str, dim: int, metric: str, build_args: dict[str, Any], threads: int = 1,
                  seed: int = 0):
-        super().__init__(dim, metric, build_args, threads, seed)
         if kind not in self.KINDS:
             raise InvalidParameterError(f"faiss index kind must be one of {sorted(self.KINDS)}, got {kind!r}")
-        unknown = set(build_args) - set(self.KINDS[kind])
-        if unknown:
-            raise InvalidParameterError(f"faiss {kind} has no build parameter(s) {sorted(unknown)}")
-        self.faiss = _import_peer("faiss")
-        self.faiss.omp_set_num_threads(threads)
         self.kind = kind
-        self.index = None
+        self.build_params, self.query_params = self.KINDS[kind]
+        super().__init__(dim, metric, build_args, threads, seed)
+        self.lib.omp_set_num_threads(threads)
+
+    @property
+    def name(self) -> str:
+        return f"faiss {self.kind}"
 
     def _prepare(self, x: np.ndarray) -> np.ndarray:
         return _normalized(x) if self.metric == "cosine" else np.ascontiguousarray(x, dtype=np.float32)
 
     def fit(self, train: np.ndarray) -> None:
-        faiss = self.faiss
+        faiss = self.lib
         metric = faiss.METRIC_L2 if self.metric == "l2" else faiss.METRIC_INNER_PRODUCT
         x = self._prepare(train)
         if self.kind == "Flat":
             self.index = faiss.IndexFlat(self.dim, metric)
         elif self.kind == "IVFFlat":
-            quantizer = faiss.IndexFlat(self.dim, metric)
-            self.index = faiss.IndexIVFFlat(quantizer, self.dim, int(self.build_args.get("nlist", 100)), metric)
+            self._quantizer = faiss.IndexFlat(self.dim, metric)  # faiss does not own it: keep it alive
+            self.index = faiss.IndexIVFFlat(self._quantizer, self.dim, self._int_arg("nlist", 100), metric)
             self.index.cp.seed = self.seed
             self.index.train(x)
-            self._quantizer = quantizer  # faiss does not own it: keep it alive
         else:
-            self.index = faiss.IndexHNSWFlat(self.dim, int(self.build_args.get("M", 16)), metric)
-            self.index.hnsw.efConstruction = int(self.build_args.get("ef_construction", 40))
+            self.index = faiss.IndexHNSWFlat(self.dim, self._int_arg("M", 16), metric)
+            self.index.hnsw.efConstruction = self._int_arg("ef_construction", 40)
         self.index.add(x)
         self.n_points = len(train)
 
     def set_query_arguments(self, **query_args: Any) -> None:
-        unknown = set(query_args) - set(self.QUERY[self.kind])
-        if unknown:
-            raise InvalidParameterError(f"faiss {self.kind} has no query parameter(s) {sorted(unknown)}")
         super().set_query_arguments(**query_args)
         if "nprobe" in query_args:
             self.index.nprobe = int(query_args["nprobe"])
@@ -201,7 +229,7 @@ class FaissAlgorithm(BenchAlgorithm):
         return self.batch_query(vector[None, :], k)[0]
 
     def _stats(self):
-        cvar = self.faiss.cvar
+        cvar = self.lib.cvar
         return {"IVFFlat": cvar.indexIVF_stats, "HNSWFlat": cvar.hnsw_stats}.get(self.kind)
 
     def reset_counters(self) -> None:
@@ -215,39 +243,26 @@ class FaissAlgorithm(BenchAlgorithm):
 
     def save(self, directory: Path) -> int:
         file = directory / "faiss.index"
-        self.faiss.write_index(self.index, str(file))
+        self.lib.write_index(self.index, str(file))
         return file.stat().st_size
 
-    def done(self) -> None:
-        self.index = None
 
-
-# ------------------------------------------------------------------------------------------------- hnswlib
-class HnswlibAlgorithm(BenchAlgorithm):
+class HnswlibAlgorithm(PeerAlgorithm):
     """hnswlib: build M, ef_construction; query ef."""
 
-    library = "hnswlib"
+    library = module = "hnswlib"
+    build_params, query_params = ("M", "ef_construction"), ("ef",)
     SPACES = {"l2": "l2", "cosine": "cosine", "dot": "ip"}
 
-    def __init__(self, dim: int, metric: str, build_args: dict[str, Any], threads: int = 1, seed: int = 0):
-        super().__init__(dim, metric, build_args, threads, seed)
-        unknown = set(build_args) - {"M", "ef_construction"}
-        if unknown:
-            raise InvalidParameterError(f"hnswlib has no build parameter(s) {sorted(unknown)}")
-        self.hnswlib = _import_peer("hnswlib")
-        self.index = None
-
     def fit(self, train: np.ndarray) -> None:
-        self.index = self.hnswlib.Index(space=self.SPACES[self.metric], dim=self.dim)
-        self.index.init_index(max_elements=len(train), M=int(self.build_args.get("M", 16)),
-                              ef_construction=int(self.build_args.get("ef_construction", 200)), random_seed=self.seed)
+        self.index = self.lib.Index(space=self.SPACES[self.metric], dim=self.dim)
+        self.index.init_index(max_elements=len(train), M=self._int_arg("M", 16),
+                              ef_construction=self._int_arg("ef_construction", 200), random_seed=self.seed)
         self.index.set_num_threads(self.threads)
         self.index.add_items(np.ascontiguousarray(train, dtype=np.float32), np.arange(len(train)))
         self.n_points = len(train)
 
     def set_query_arguments(self, **query_args: Any) -> None:
-        if set(query_args) - {"ef"}:
-            raise InvalidParameterError(f"hnswlib has no query parameter(s) {sorted(set(query_args) - {'ef'})}")
         super().set_query_arguments(**query_args)
         self.index.set_ef(int(query_args.get("ef", 10)))
 
@@ -263,36 +278,21 @@ class HnswlibAlgorithm(BenchAlgorithm):
         self.index.save_index(str(file))
         return file.stat().st_size
 
-    def done(self) -> None:
-        self.index = None
 
-
-# ------------------------------------------------------------------------------------------------- annoy
-class AnnoyAlgorithm(BenchAlgorithm):
+class AnnoyAlgorithm(PeerAlgorithm):
     """annoy: build n_trees; query search_k (-1: annoy's default, n_trees * k).  No batch API: a batch loops."""
 
-    library = "annoy"
+    library = module = "annoy"
+    build_params, query_params = ("n_trees",), ("search_k",)
     METRICS = {"l2": "euclidean", "cosine": "angular", "dot": "dot"}
 
-    def __init__(self, dim: int, metric: str, build_args: dict[str, Any], threads: int = 1, seed: int = 0):
-        super().__init__(dim, metric, build_args, threads, seed)
-        if set(build_args) - {"n_trees"}:
-            raise InvalidParameterError(f"annoy has no build parameter(s) {sorted(set(build_args) - {'n_trees'})}")
-        self.annoy = _import_peer("annoy")
-        self.index = None
-
     def fit(self, train: np.ndarray) -> None:
-        self.index = self.annoy.AnnoyIndex(self.dim, self.METRICS[self.metric])
+        self.index = self.lib.AnnoyIndex(self.dim, self.METRICS[self.metric])
         self.index.set_seed(self.seed)
         for i, vector in enumerate(np.asarray(train, dtype=np.float32)):
             self.index.add_item(i, vector)
-        self.index.build(int(self.build_args.get("n_trees", 10)), n_jobs=self.threads)
+        self.index.build(self._int_arg("n_trees", 10), n_jobs=self.threads)
         self.n_points = len(train)
-
-    def set_query_arguments(self, **query_args: Any) -> None:
-        if set(query_args) - {"search_k"}:
-            raise InvalidParameterError(f"annoy has no query parameter(s) {sorted(set(query_args) - {'search_k'})}")
-        super().set_query_arguments(**query_args)
 
     def query(self, vector: np.ndarray, k: int) -> np.ndarray:
         return np.asarray(self.index.get_nns_by_vector(vector, k, int(self.query_args.get("search_k", -1))),
@@ -302,9 +302,6 @@ class AnnoyAlgorithm(BenchAlgorithm):
         file = directory / "annoy.ann"
         self.index.save(str(file))
         return file.stat().st_size
-
-    def done(self) -> None:
-        self.index = None
 
 
 # ------------------------------------------------------------------------------------------------- factory

@@ -29,6 +29,7 @@ _METRIC_TO_DISTANCE = {"l2": "euclidean", "cosine": "angular", "dot": "dot"}
 FASHION_MNIST = "fashion-mnist-784-euclidean"
 FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
 DEFAULT_SYNTHETIC_CLUSTERS = 32
+DEFAULT_QUERIES = 500  # queries of a synthetic set or a collection when --queries is not given
 
 
 @dataclass
@@ -127,7 +128,7 @@ def write_hdf5(path: str | os.PathLike, dataset: Dataset) -> Path:
 
 # ---------------------------------------------------------------------------------------------- synthetic
 def synthetic(
-    n: int, dim: int, clusters: int = DEFAULT_SYNTHETIC_CLUSTERS, n_queries: int = 1000, seed: int = 0,
+    n: int, dim: int, clusters: int = DEFAULT_SYNTHETIC_CLUSTERS, n_queries: int = DEFAULT_QUERIES, seed: int = 0,
     metric: str = "cosine",
 ) -> Dataset:
     """A seeded Gaussian mixture on the unit sphere: ``clusters`` random directions, points scattered around them
@@ -229,7 +230,8 @@ def load_fashion_mnist(cache_dir: str | os.PathLike) -> Dataset:
 
 
 # ---------------------------------------------------------------------------------------------- lookalike collection
-def load_collection_dataset(db_path: str | os.PathLike, name: str, n_queries: int = 1000, seed: int = 0) -> Dataset:
+def load_collection_dataset(db_path: str | os.PathLike, name: str, n_queries: int = DEFAULT_QUERIES,
+                            seed: int = 0) -> Dataset:
     """The vectors of a lookalike collection, with ``n_queries`` of them (drawn with ``seed``) held out as queries,
     the way ann-benchmarks splits its sets.  Reads through ``lookalike.Database(path).get_collection(name)``."""
     import lookalike
@@ -277,12 +279,12 @@ def load_dataset(
     sets how many queries a synthetic set or a collection gets."""
     if spec.startswith("synthetic:"):
         n, dim, clusters = parse_synthetic_spec(spec)
-        return synthetic(n, dim, clusters, n_queries or 1000, seed, metric or "angular")
+        return synthetic(n, dim, clusters, n_queries or DEFAULT_QUERIES, seed, metric or "angular")
     if spec.startswith("collection:"):
         db_path, _, name = spec[len("collection:"):].rpartition(":")
         if not db_path or not name:
             raise InvalidInputError(f"bad data set spec {spec!r}: write collection:DB_PATH:NAME")
-        return load_collection_dataset(db_path, name, n_queries or 1000, seed)
+        return load_collection_dataset(db_path, name, n_queries or DEFAULT_QUERIES, seed)
     if spec == FASHION_MNIST and not Path(spec).exists():
         dataset = load_fashion_mnist(cache_dir)
     else:
@@ -296,5 +298,7 @@ def load_dataset(
             )
         dataset = read_hdf5(path)
     if metric is not None and metric_from_distance(metric) != dataset.metric:
-        raise InvalidParameterError(f"{dataset.name} is a {dataset.distance} data set; --metric {metric} does not apply")
+        raise InvalidParameterError(
+            f"{dataset.name} is a {dataset.distance} data set; --metric {metric} does not apply"
+        )
     return dataset.subset_queries(n_queries)

@@ -71,12 +71,16 @@ def load_definitions(config_dir: str | os.PathLike | None = None, sweep: str = "
                 by_name[definition.name] = definition
     from ..index.registry import available
 
+    types = available()
     covered = {d.index for d in by_name.values() if d.library == "lookalike"}
-    for type_name in available():
+    for type_name in types:
         if type_name not in covered:
             name = f"lookalike-{type_name}"
             by_name.setdefault(name, Definition(name, "lookalike", type_name, description="default parameters"))
-    return list(by_name.values())
+    order = {name: i for i, name in enumerate(types)}
+    # lookalike first, in registry order, then the peers by name: the table and the plot legend read alike
+    return sorted(by_name.values(), key=lambda d: (d.library != "lookalike", order.get(d.index, len(order)), d.name))
+
 
 
 def parse_config_file(file: Path, sweep: str = "quick") -> list[Definition]:

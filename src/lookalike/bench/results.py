@@ -154,14 +154,14 @@ def format_table(result: BenchResult, recall_target: float = 0.9) -> str:
                 _fmt(r.index_size_bytes, ".1f", 1e6), _fmt(r.memory_bytes, ".1f", 1e6),
                 _fmt(r.distance_computations, ",.0f"),
             ])
-    lines += _grid_text(header, rows, right_from=3)
+    lines += _grid_text(header, rows, right=range(3, len(header)))
     summary = summarize(result, recall_target)
     if summary:
         lines.append("")
         lines.append(f"best QPS at recall >= {recall_target:.2f} (x: relative to the fastest)")
         rows = [[name, "-" if qps is None else f"{qps:,.0f}", "-" if rel is None else f"{rel:.2f}x", why]
                 for name, qps, rel, why in summary]
-        lines += _grid_text(["algorithm", "QPS", "x", "at"], rows, right_from=1)
+        lines += _grid_text(["algorithm", "QPS", "x", "at"], rows, right=(1, 2))
     if result.skipped:
         lines.append("")
         lines += [f"skipped {s['algorithm']}: {s['reason']}" for s in result.skipped]
@@ -183,10 +183,12 @@ def summarize(result: BenchResult, recall_target: float) -> list[tuple[str, floa
     ]
 
 
-def _grid_text(header: list[str], rows: list[list[str]], right_from: int) -> list[str]:
+def _grid_text(header: list[str], rows: list[list[str]], right) -> list[str]:
+    """Plain-text columns; the columns listed in ``right`` (numbers) are right-aligned."""
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i >= right_from else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(padded).rstrip()
 
     return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]

@@ -1,0 +1,207 @@
+"""``lookalike bench``: the command line of the benchmark harness.
+
+``add_bench_arguments(parser)`` declares the options on a parser (the ``bench`` subcommand's), ``run_bench(args)``
+runs them and returns the exit status: 0 done, 1 nothing could be measured, 2 bad input (message on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from ..errors import LookalikeError
+from .datasets import DATASET_SPEC_HELP, DEFAULT_QUERIES, Dataset
+
+DEFAULT_DATASET = "synthetic:10000:64"
+DEFAULT_OUT = "bench-results"
+
+EPILOG = f"""\
+{DATASET_SPEC_HELP}
+
+algorithms (--algorithms, comma list): exact names (lookalike-hnsw, faiss-hnsw, hnswlib, annoy, ...),
+  shell patterns (lookalike-*), or a bare word picking every name containing it (hnsw); --list shows them.
+  Each comes from a TOML file (build = {{name = [values]}}, query = {{name = [values]}}): the index is built once
+  per build combination and every query combination is swept on it.  Lookalike index types come from
+  lookalike.index.registry.available(); peers (faiss, hnswlib, annoy: pip install 'lookalike[bench]') are
+  skipped with a message when not installed.
+
+output: OUT/<data set>-k<k>-<mode>-<time>.json (schema in docs/bench.md), and .png / .svg recall-QPS plots;
+  the Pareto table is printed.  Examples:
+  lookalike bench                                    # ~1 minute: synthetic 10k x 64, every algorithm
+  lookalike bench -d fashion-mnist-784-euclidean --queries 1000 -a flat,ivf,hnsw --sweep full
+  lookalike bench -d glove-100-angular.hdf5 --batch --threads 2
+  lookalike bench --show bench-results/x.json        # table and plots again from a result file"""
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare every ``lookalike bench`` option on ``parser``."""
+    if parser.formatter_class is argparse.HelpFormatter:
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = parser.description or (
+        "Benchmark lookalike's indexes against peers, ann-benchmarks style: recall@k vs queries per second."
+    )
+    parser.epilog = EPILOG
+    data = parser.add_argument_group("data")
+    data.add_argument("-d", "--dataset", default=DEFAULT_DATASET, metavar="SPEC",
+                      help=f"data set to run on (see below; default {DEFAULT_DATASET})")
+    data.add_argument("--queries", type=int, default=None, metavar="N",
+                      help="number of queries: the first N of a file, N fresh ones for synthetic:/collection: "
+                           f"(default: all of a file, {DEFAULT_QUERIES} otherwise)")
+    data.add_argument("--metric", choices=("angular", "euclidean", "dot"), default=None,
+                      help="metric of a synthetic set (default angular); a file's own metric is checked against it")
+    data.add_argument("--seed", type=int, default=0, help="seed of synthetic data, held-out queries and builds")
+    data.add_argument("--cache-dir", default=None, metavar="DIR",
+                      help="where ground truth and built data sets are cached, and NAME.hdf5 files are looked up "
+                           "(default $LOOKALIKE_BENCH_CACHE or ~/.cache/lookalike/bench)")
+
+    algos = parser.add_argument_group("algorithms")
+    algos.add_argument("-a", "--algorithms", default=None, metavar="LIST",
+                       help="comma list of algorithm names / patterns (default: every available one)")
+    algos.add_argument("--config-dir", default=None, metavar="DIR",
+                       help="extra *.toml algorithm definitions; a table named like a built-in one replaces it")
+    algos.add_argument("--sweep", choices=("quick", "full"), default="quick",
+                       help="quick: the small parameter grids (default); full: the ann-benchmarks-sized ones")
+    algos.add_argument("--list", action="store_true", help="list the algorithms, whether each can run, and exit")
+
+    timing = parser.add_argument_group("measurement")
+    timing.add_argument("-k", "--k", type=int, default=10, help="neighbours per query; recall@k (default 10)")
+    timing.add_argument("--runs", type=int, default=3, help="timed passes per query setting, best kept (default 3)")
+    timing.add_argument("--warmup", type=int, default=50, metavar="N",
+                        help="queries answered untimed before timing each setting (default 50)")
+    mode = timing.add_mutually_exclusive_group()
+    mode.add_argument("--single", dest="mode", action="store_const", const="single",
+                      help="one query per call, each timed: QPS and p50/p95/p99 latency (the default)")
+    mode.add_argument("--batch", dest="mode", action="store_const", const="batch",
+                      help="all queries in one call: throughput QPS, no latency percentiles")
+    parser.set_defaults(mode="single")
+    timing.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="threads for lookalike (Numba + BLAS) and the peers' own settings "
+                             "(default 1 with --single, every core with --batch)")
+    timing.add_argument("--epsilon", type=float, default=1e-3,
+                        help="recall slack: a hit counts if its distance <= the k-th true distance + epsilon")
+    timing.add_argument("--recall-target", type=float, default=0.9,
+                        help="the summary lists the best QPS at recall >= this (default 0.9)")
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                     help=f"directory for the JSON result and the plots (default ./{DEFAULT_OUT})")
+    out.add_argument("--no-plot", action="store_true", help="do not draw the recall-QPS plot")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    out.add_argument("--show", default=None, metavar="RESULT.json",
+                     help="print the table (and redraw the plots unless --no-plot) of a saved result, and exit")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run ``lookalike bench`` with parsed ``args``; returns the exit status."""
+    try:
+        if args.list:
+            return _list_algorithms(args)
+        if args.show:
+            return _show(args)
+        return _run(args)
+    except LookalikeError as exc:
+        print(f"lookalike bench: {exc}", file=sys.stderr)
+        return 2
+
+
+def _list_algorithms(args: argparse.Namespace) -> int:
+    from .algorithms import availability
+    from .definitions import load_definitions, select
+
+    definitions = select(load_definitions(args.config_dir, args.sweep), args.algorithms)
+    width = max(len(d.name) for d in definitions)
+    for d in definitions:
+        why = availability(d)
+        status = "ready" if why is None else f"skipped: {why}"
+        grid = f"{len(d.build_grid())} build x {len(d.query_grid())} query"
+        params = ", ".join(f"{k}={v}" for k, v in {**d.build, **d.query}.items()) or "no parameters"
+        print(f"{d.name:<{width}}  {grid:<18}  {status}\n{'':<{width}}  {params}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .results import BenchResult, format_table
+
+    result = BenchResult.load(args.show)
+    print(format_table(result, args.recall_target))
+    if not args.no_plot:
+        _plot(result, Path(args.show).with_suffix(""))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .datasets import load_dataset
+    from .definitions import load_definitions, select
+    from .groundtruth import default_cache_dir, ground_truth
+    from .results import format_table
+    from .runner import RunSettings, run_benchmark
+
+    _check_positive(args, "k", "runs", "queries", "threads")
+    if args.warmup < 0:
+        raise _bad(f"--warmup must be >= 0, got {args.warmup}")
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    definitions = select(load_definitions(args.config_dir, args.sweep), args.algorithms)
+    dataset = load_dataset(args.dataset, cache_dir, n_queries=args.queries, seed=args.seed, metric=args.metric)
+    if args.k > len(dataset.train):
+        raise _bad(f"--k {args.k} is larger than the {len(dataset.train)} points of {dataset.name}")
+    truth = ground_truth(dataset, args.k, cache_dir)
+    threads = args.threads or (1 if args.mode == "single" else (os.cpu_count() or 1))
+    settings = RunSettings(k=args.k, runs=args.runs, mode=args.mode, threads=threads, warmup=args.warmup,
+                           epsilon=args.epsilon, seed=args.seed, sweep=args.sweep)
+    _say(f"{dataset.name}: {len(dataset.train)} x {dataset.dim} {dataset.distance}, {len(dataset.test)} queries, "
+         f"ground truth from {truth.source}; {len(definitions)} algorithm(s), mode {args.mode}, {threads} thread(s)")
+    result = run_benchmark(dataset, truth, definitions, settings, progress=not args.no_progress)
+    base = Path(args.out) / _result_name(dataset, settings.k, settings.mode)
+    json_path = result.save(base.with_name(base.name + ".json"))
+    print(format_table(result, args.recall_target))
+    print(f"\nresult: {json_path}")
+    if result.runs and not args.no_plot:
+        _plot(result, base)
+    if not result.runs:
+        print("lookalike bench: no algorithm could be measured (see the skipped lines)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _plot(result, base: Path) -> None:
+    try:
+        from .plots import plot_recall_qps
+
+        paths = plot_recall_qps(result, base)
+    except ImportError:
+        print("plot skipped: matplotlib is not installed (pip install 'lookalike[bench]')", file=sys.stderr)
+        return
+    print("plots: " + ", ".join(str(p) for p in paths))
+
+
+def _result_name(dataset: Dataset, k: int, mode: str) -> str:
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in dataset.name)
+    return f"{safe}-k{k}-{mode}-{stamp}"
+
+
+def _check_positive(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise _bad(f"--{name} must be >= 1, got {value}")
+
+
+def _bad(message: str) -> LookalikeError:
+    from ..errors import InvalidParameterError
+
+    return InvalidParameterError(message)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lookalike.bench`` runs the same command."""
+    parser = argparse.ArgumentParser(prog="lookalike bench")
+    add_bench_arguments(parser)
+    return run_bench(parser.parse_args(argv))
