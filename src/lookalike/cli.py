@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-apply", action="store_true", help="report only; do not make it the index's default")
     p.set_defaults(handler=cmd_tune)
 
+    _add_optional(sub, "serve", "lookalike.server.cli", "add_serve_arguments", "run_serve",
+                  "serve the search page and the HTTP API (127.0.0.1 by default)")
     _add_optional(sub, "bench", "lookalike.bench.cli", "add_bench_arguments", "run_bench",
                   "recall vs queries/s of every index and of the installed peers")
     return parser

@@ -38,10 +38,11 @@ def run_fashion_demo(db_path: str, *, serve: bool = True, host: str = "127.0.0.1
     example_queries(col, embedder)
     db.close()
     if serve:
-        from .server.cli import serve_database
+        from .server.cli import serve
+        from .server.security import resolve_api_key
+        from .server.state import ServerConfig
 
-        print(f"\nserving http://{host}:{port}/  (Ctrl+C stops)")
-        return serve_database(db_path, host=host, port=port)
+        serve(ServerConfig(db_path=db.path, api_key=resolve_api_key(None)), host, port)
     return 0
 
 

@@ -24,9 +24,11 @@ def open_item_image(metadata: dict[str, Any] | None):
     if not isinstance(ref, str) or not ref:
         raise IdNotFoundError("this item has no image")
     if ref.startswith(FASHION_MNIST_PREFIX):
-        _, split, index = ref.split(":")
+        parts = ref.split(":")
+        if len(parts) != 3 or parts[1] not in ("train", "test") or not parts[2].isdigit():
+            raise IdNotFoundError(f"malformed image reference {ref!r}")
+        split, i = parts[1], int(parts[2])
         images = _fashion_mnist_images(split)
-        i = int(index)
         if not 0 <= i < len(images):
             raise IdNotFoundError(f"fashion-mnist {split} has no image {i}")
         return Image.fromarray(images[i], mode="L")

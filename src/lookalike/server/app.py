@@ -1,0 +1,63 @@
+"""``create_app``: the FastAPI application of one database directory (API under /api, the page at /)."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from .. import __version__
+from ..web import STATIC_DIR, TEMPLATES_DIR
+from .errors import install_error_handlers
+from .routes import router
+from .security import BodyLimitMiddleware, SecurityHeadersMiddleware
+from .state import ServerConfig, ServerState
+
+log = logging.getLogger("lookalike.server")
+
+DESCRIPTION = """Search a lookalike database by text, photo or vector; rebuild indexes while it serves; read the
+query log.  Errors are JSON: `{"error": {"type": ..., "message": ...}}`.  Write endpoints need the API key when the
+server has one (`X-API-Key` header or `Authorization: Bearer`)."""
+
+
+def create_app(db: str | Path | ServerConfig, **options: Any) -> FastAPI:
+    """The app serving the database at ``db`` (a path, or a full ``ServerConfig``); ``options`` are
+    ``ServerConfig`` fields: ``api_key``, ``cors_origins``, ``max_body_bytes``, ``max_upload_bytes``,
+    ``max_image_pixels``, ``query_log``, ``preload``."""
+    config = db if isinstance(db, ServerConfig) else ServerConfig(db_path=Path(db), **options)
+    state = ServerState(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if config.preload:
+            await run_in_threadpool(state.preload)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(state.close)
+
+    app = FastAPI(title="lookalike", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url="/docs", redoc_url=None)
+    app.state.lookalike = state
+    install_error_handlers(app)
+    app.include_router(router, prefix="/api")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(TEMPLATES_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "X-API-Key", "Authorization"])
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_body=config.max_body_bytes, max_upload=config.max_upload_bytes)
+    return app

@@ -1,0 +1,167 @@
+"""Index rebuilds while queries keep being served.
+
+A build must not stop the search page, so it never touches the serving ``Collection``:
+
+1. ``POST /index`` checks the type and parameters at once (a bad one answers 400 before anything starts), then a
+   worker thread starts a child process (``python -m lookalike.server.build_worker``) that opens the same database
+   files, builds the index, saves it and commits its config.  A process, not a thread: Numba kernels hold the GIL
+   while they run, so a build in a thread would stall queries for seconds at a time, and a crash or an out-of-memory
+   kill of the build cannot take the server with it.
+2. Queries go on meanwhile, on the serving object's indexes as they were.  Writes through the API go on too: the
+   build replays them from the SQLite change log before it saves.
+3. When the child exits, the worker thread opens a fresh ``Collection`` on the same path and warms it (it loads the
+   new index files and catches up with writes made since) outside the lock; then the handle swaps it in under the
+   lock, in microseconds.  ``GET /index`` reports the state and the build time all along.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidParameterError
+from ..index.registry import from_config
+from .errors import BuildInProgressError
+
+if TYPE_CHECKING:
+    from .state import CollectionHandle, ServerState
+
+log = logging.getLogger("lookalike.server")
+
+IDLE, BUILDING, DONE, FAILED = "idle", "building", "done", "failed"
+STDERR_TAIL = 2000  # characters of a failed build's stderr kept in its status
+
+
+class BuildManager:
+    """At most one build per collection at a time; the status of the last one per collection."""
+
+    def __init__(self, state: "ServerState"):
+        self.state = state
+        self._lock = threading.Lock()
+        self._status: dict[str, dict[str, Any]] = {}
+        self._processes: dict[str, subprocess.Popen] = {}
+        self._threads: dict[str, threading.Thread] = {}
+
+    def status(self, handle: "CollectionHandle") -> dict[str, Any]:
+        with self._lock:
+            status = dict(self._status.get(handle.name) or {"state": IDLE})
+        with handle.lock:
+            col = handle.collection
+            status.update(collection=handle.name, indexes=col.indexes, default_index=col.default_index)
+        return status
+
+    def start(self, handle: "CollectionHandle", index_type: str, params: dict[str, Any], default: bool = True,
+              ) -> dict[str, Any]:
+        """Check the request, then build in the background; returns the 'building' status."""
+        col = handle.collection
+        reserved = {"type", "dim", "metric"} & set(params)
+        if reserved:
+            raise InvalidParameterError(f"{sorted(reserved)} are set by the collection, not by build parameters")
+        from_config({"type": index_type, "dim": col.dim, "metric": col.metric, **params})  # raises on bad input
+        with self._lock:
+            running = self._status.get(handle.name, {})
+            if running.get("state") == BUILDING:
+                raise BuildInProgressError(
+                    f"a {running['type']!r} build of {handle.name!r} is running since {running['started_at']}: "
+                    "wait for it (GET .../index) before starting another"
+                )
+            self._status[handle.name] = {
+                "state": BUILDING, "type": index_type, "params": params, "default": default,
+                "started_at": _now_iso(), "finished_at": None, "build_s": None, "total_s": None, "count": None,
+                "error": None,
+            }
+            handle.building = index_type
+            thread = threading.Thread(target=self._run, args=(handle, index_type, params, default),
+                                      name=f"build-{handle.name}", daemon=True)
+            self._threads[handle.name] = thread
+        thread.start()
+        return self.status(handle)
+
+    def wait(self, handle: "CollectionHandle", timeout: float | None = None) -> dict[str, Any]:
+        thread = self._threads.get(handle.name)
+        if thread is not None:
+            thread.join(timeout)
+        return self.status(handle)
+
+    def _run(self, handle: "CollectionHandle", index_type: str, params: dict[str, Any], default: bool) -> None:
+        t0 = time.perf_counter()
+        outcome: dict[str, Any]
+        try:
+            result = self._build_in_child(handle, index_type, params, default)
+            from .state import open_collection, warm_collection
+
+            db, col = open_collection(handle.db_path, handle.name)
+            loaded = warm_collection(col)
+            handle.swap(db, col, loaded)
+            outcome = {"state": DONE, "build_s": result.get("build_s"), "count": result.get("count"),
+                       "config": result}
+        except BuildFailed as exc:
+            outcome = {"state": FAILED, "error": exc.error}
+        except Exception as exc:  # noqa: BLE001 - a failed build is reported in its status, the server goes on
+            log.exception("build of %s/%s failed", handle.name, index_type)
+            outcome = {"state": FAILED, "error": {"type": type(exc).__name__, "message": str(exc)}}
+        finally:
+            handle.building = None
+        outcome.update(finished_at=_now_iso(), total_s=round(time.perf_counter() - t0, 3))
+        with self._lock:
+            self._status[handle.name].update(outcome)
+            self._processes.pop(handle.name, None)
+        log.info("build %s/%s: %s", handle.name, index_type, outcome["state"])
+
+    def _build_in_child(self, handle: "CollectionHandle", index_type: str, params: dict[str, Any],
+                        default: bool) -> dict[str, Any]:
+        spec = json.dumps({"type": index_type, "params": params, "default": default})
+        command = [sys.executable, "-m", "lookalike.server.build_worker", str(handle.db_path), handle.name, spec]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=os.environ.copy())
+        with self._lock:
+            self._processes[handle.name] = process
+        out, err = process.communicate()
+        answer = _last_json_line(out)
+        if process.returncode == 0 and answer is not None and "error" not in answer:
+            return answer
+        if answer is not None and "error" in answer:
+            raise BuildFailed(answer["error"])
+        raise BuildFailed({"type": "BuildProcessError",
+                           "message": f"the build process exited with status {process.returncode}: "
+                                      f"{err.strip()[-STDERR_TAIL:] or 'no output'}"})
+
+    def close(self) -> None:
+        """Stop builds still running (server shutdown): their index is simply not swapped in."""
+        with self._lock:
+            processes = list(self._processes.values())
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+
+
+class BuildFailed(Exception):
+    def __init__(self, error: dict[str, Any]):
+        super().__init__(error.get("message"))
+        self.error = error
+
+
+def _last_json_line(text: str) -> dict[str, Any] | None:
+    for line in reversed(text.strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _now_iso() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+__all__ = ["BuildManager"]

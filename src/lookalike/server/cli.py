@@ -1,0 +1,92 @@
+"""``lookalike serve``: the arguments and the runner (wired into the main CLI by lookalike/cli.py).
+
+This module imports nothing heavy at import time, so ``lookalike --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=os.environ.get("LOOKALIKE_DB", "lookalike-db"),
+                        help="database directory (default: $LOOKALIKE_DB or lookalike-db)")
+    parser.add_argument("--host", default=DEFAULT_HOST,
+                        help=f"address to bind (default {DEFAULT_HOST}; any other needs an API key)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument("--api-key", default=None,
+                        help="key that write endpoints require (default: $LOOKALIKE_API_KEY; none = loopback only)")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="allow this origin to call the API from a browser (repeatable; default: CORS off)")
+    parser.add_argument("--max-upload-mb", type=float, default=10.0, help="largest photo upload (default 10 MB)")
+    parser.add_argument("--max-body-mb", type=float, default=32.0, help="largest JSON body (default 32 MB)")
+    parser.add_argument("--no-query-log", action="store_true", help="do not record queries")
+    parser.add_argument("--no-preload", action="store_true",
+                        help="start at once and load indexes and embedders on the first query instead")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from .security import InsecureBindError, check_bind, resolve_api_key
+
+    api_key = resolve_api_key(args.api_key)
+    try:
+        check_bind(args.host, api_key)
+    except InsecureBindError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    db_path = Path(args.db)
+    if not (db_path / "lookalike.json").is_file():
+        print(f"error: {db_path} is not a lookalike database: build one first (lookalike demo --db {db_path})",
+              file=sys.stderr)
+        return 2
+    if not port_is_free(args.host, args.port):
+        print(f"error: {args.host}:{args.port} is in use: pick another --port", file=sys.stderr)
+        return 2
+    from .state import MiB, ServerConfig
+
+    config = ServerConfig(
+        db_path=db_path, api_key=api_key, cors_origins=list(args.cors_origin),
+        max_upload_bytes=int(args.max_upload_mb * MiB), max_body_bytes=int(args.max_body_mb * MiB),
+        query_log=not args.no_query_log, preload=not args.no_preload,
+    )
+    serve(config, args.host, args.port, log_level=args.log_level)
+    return 0
+
+
+def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_level: str = "info") -> None:
+    """Run the server until interrupted (the demo calls this too).  Refuses an insecure bind."""
+    import numba
+    import uvicorn
+
+    from .app import create_app
+    from .security import check_bind
+
+    check_bind(host, config.api_key)
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        # requests run in threads and Numba's parallel kernels are called from several at once: use a layer that
+        # allows it (OpenMP or TBB); the fallback "workqueue" layer would abort the process
+        numba.config.THREADING_LAYER = "threadsafe"
+    app = create_app(config)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"lookalike: serving {config.db_path} at http://{shown}:{port}/  (API docs: /docs; Ctrl-C stops)",
+          flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True

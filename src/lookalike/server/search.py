@@ -1,0 +1,122 @@
+"""One search, from the request to the answer: embed (outside the collection's lock), query (inside it), shape the
+hits, log the query.  Shared by the JSON route (text / vector / item) and the photo upload route."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+
+from ..errors import InvalidParameterError, LookalikeError
+from .state import CollectionHandle, ServerState
+
+INT_ID = re.compile(r"^-?\d{1,19}$")  # a URL segment that may name an int id
+# names Collection.query takes itself: as index parameters they would collide with its own arguments
+_QUERY_ARGUMENTS = frozenset({"vectors", "k", "where", "index", "with_recall", "include_metadata"})
+
+
+@dataclass
+class Query:
+    mode: str  # text | image | vector | item
+    k: int
+    index: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    where: dict[str, Any] | None = None
+    with_recall: bool = False
+    text: str | None = None
+    vector: list[float] | None = None
+    like_id: Any = None
+    image: Any = None  # a decoded PIL image
+    digest: str | None = None  # sha256 of the uploaded bytes
+    crop: dict[str, Any] | None = None
+
+
+def run_search(state: ServerState, handle: CollectionHandle, query: Query, started: float) -> dict[str, Any]:
+    """The answer of ``POST /search`` and ``/search/image``; ``started`` is the request's perf_counter()."""
+    _check_params(query.params)
+    embed_ms = None
+    vector = None
+    if query.mode in ("text", "image"):
+        t0 = time.perf_counter()
+        if query.mode == "text":
+            vector = state.embed(handle, texts=[query.text])[0]
+        else:
+            vector = state.embed(handle, images=[query.image])[0]
+        embed_ms = 1000 * (time.perf_counter() - t0)
+    elif query.mode == "vector":
+        vector = query.vector
+        query.digest = hashlib.sha256(np.asarray(query.vector, dtype="<f4").tobytes()).hexdigest()
+    with handle.lock:
+        col = handle.collection
+        if query.mode == "item":
+            vector = col.get([query.like_id]).vectors[0]
+        index = handle.resolve_index(query.index)
+        try:
+            result = col.query(vector, query.k, where=query.where, index=index, with_recall=query.with_recall,
+                               **query.params)
+        except LookalikeError:
+            raise
+        except (TypeError, ValueError) as exc:  # a parameter value the index's kernel cannot take
+            if not query.params:
+                raise
+            raise InvalidParameterError(f"query parameters {query.params} rejected by the {index!r} index: {exc}") from None
+        handle.mark_loaded(index)
+    hits = shape_hits(handle.name, result)
+    recall = None if result.recall is None else float(result.recall[0])
+    latency = {
+        "embed": _round(embed_ms),
+        "search": _round(result.stats["search_ms"]),
+        "exact": _round(result.stats.get("exact_ms")),
+        "total": _round(1000 * (time.perf_counter() - started)),
+    }
+    if state.query_log is not None:
+        state.query_log.record(
+            mode=query.mode, collection=handle.name,
+            text=str(query.like_id) if query.mode == "item" else query.text, digest=query.digest, index=index,
+            params=query.params,
+            k=query.k, where=query.where, n_hits=len(hits), latency_ms=latency, recall=recall,
+            top_ids=[h["id"] for h in hits],
+        )
+    return {"hits": hits, "recall": recall, "latency_ms": latency, "index": index, "k": query.k, "mode": query.mode,
+            "crop": query.crop}
+
+
+def shape_hits(collection: str, result) -> list[dict[str, Any]]:
+    hits = []
+    for j in range(result.ids.shape[1]):
+        item_id = result.ids[0, j]
+        if item_id is None:
+            break
+        metadata = result.metadatas[0][j]
+        hits.append({
+            "id": item_id,
+            "score": float(result.similarities[0, j]),
+            "distance": float(result.distances[0, j]),
+            "metadata": metadata,
+            "true_knn": None if result.true_knn is None else bool(result.true_knn[0, j]),
+            "image_url": item_image_url(collection, item_id) if metadata and metadata.get("image") else None,
+        })
+    return hits
+
+
+def item_image_url(collection: str, item_id: Any) -> str:
+    url = f"/api/collections/{quote(collection, safe='')}/items/{quote(str(item_id), safe='')}/image"
+    # a string id made of digits would be read as the int id of the same digits: say which one is meant
+    return url + "?id_type=str" if isinstance(item_id, str) and INT_ID.match(item_id) else url
+
+
+def _check_params(params: dict[str, Any]) -> None:
+    for name, value in params.items():
+        if not isinstance(name, str) or not name.isidentifier() or name in _QUERY_ARGUMENTS:
+            raise InvalidParameterError(f"{name!r} is not a query parameter of an index (those are nprobe, ef, ...)")
+        if isinstance(value, float) and not np.isfinite(value):
+            raise InvalidParameterError(f"query parameter {name} = {value} is not a finite number")
+
+
+def _round(ms: float | None) -> float | None:
+    return None if ms is None else round(float(ms), 3)

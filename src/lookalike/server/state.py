@@ -1,0 +1,216 @@
+"""What the server holds between requests: its settings, one handle per collection, the embedders, the query log.
+
+Threads.  FastAPI runs each request in a worker thread, and a ``Collection`` is not thread-safe (it owns one SQLite
+connection and in-memory indexes it syncs in place).  Each collection therefore gets a *handle*: the serving
+``Collection`` plus a lock that every read and write of it takes.  Embedding a query (the slow part of a text or
+photo search) happens before the lock is taken, under the embedder's own lock (tokenizers are not re-entrant).
+
+Index rebuilds never run on the serving object (see ``builds.py``): a separate process builds and saves the index,
+then a fresh ``Collection`` opened on the same files is warmed up outside the lock and swapped in under it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..collection import Collection
+from ..database import Database, check_name
+from ..errors import CollectionNotFoundError, EmbedderMismatchError, LookalikeError
+from .errors import BuildInProgressError, NoEmbedderError
+from .querylog import LOG_FILE, QueryLog
+
+log = logging.getLogger("lookalike.server")
+
+MiB = 1024 * 1024
+
+
+@dataclass
+class ServerConfig:
+    db_path: Path
+    api_key: str | None = None
+    cors_origins: list[str] = field(default_factory=list)
+    max_body_bytes: int = 32 * MiB  # JSON bodies (a batch of vectors to upsert is the largest)
+    max_upload_bytes: int = 10 * MiB  # one photo
+    max_image_pixels: int = 40_000_000  # decoded size of an uploaded photo (a decompression bomb stops here)
+    query_log: bool = True
+    preload: bool = True  # load indexes and embedders at start-up rather than on the first query
+
+
+class CollectionHandle:
+    """The serving ``Collection`` of one name, its lock, and which of its indexes are loaded in memory."""
+
+    def __init__(self, db_path: Path, name: str):
+        self.name = name
+        self.db_path = db_path
+        self.lock = threading.RLock()
+        self.db, self.collection = open_collection(db_path, name)
+        self.loaded: set[str] = set()  # indexes known to be in memory: querying them never reads index files
+        self.fallback_index = "flat"  # what a default query uses while its default index is first being built
+        self.building: str | None = None  # index type a build process is working on
+
+    def warm(self) -> None:
+        """Load every built index now (one tiny query each), so no query pays for it later."""
+        with self.lock:
+            self.loaded |= warm_collection(self.collection)
+            self.fallback_index = self._default_or_flat()
+
+    def resolve_index(self, requested: str | None) -> str:
+        """The index a query uses.  While an index is being built for the first time, its files are in flux: an
+        explicit query of it is refused (409) and a default query falls back to the last default that worked."""
+        name = requested or self.collection.default_index
+        if self.building is not None and name == self.building and name not in self.loaded:
+            if requested:
+                raise BuildInProgressError(
+                    f"the {name!r} index of {self.name!r} is being built: query another index until "
+                    f"GET /api/collections/{self.name}/index reports it done"
+                )
+            return self.fallback_index
+        return name
+
+    def mark_loaded(self, name: str) -> None:
+        self.loaded.add(name)
+        if self.building is None and name == self.collection.default_index:
+            self.fallback_index = name
+
+    def swap(self, db: Database, collection: Collection, loaded: set[str]) -> None:
+        """Serve ``collection`` from now on (call with a warmed collection, from any thread)."""
+        with self.lock:
+            # The old objects are dropped, not closed: close() would save their in-memory indexes over the
+            # files the build just wrote.  Their SQLite connection closes when they are collected.
+            self.db, self.collection, self.loaded = db, collection, set(loaded)
+            self.fallback_index = self._default_or_flat()
+
+    def _default_or_flat(self) -> str:
+        default = self.collection.default_index
+        return default if default in self.loaded else "flat"
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+
+def open_collection(db_path: Path, name: str) -> tuple[Database, Collection]:
+    """A Database object of its own for one collection, so that handles never share a SQLite connection."""
+    db = Database(db_path, create=False)
+    return db, db.get_collection(name)
+
+
+def warm_collection(col: Collection) -> set[str]:
+    """Run a one-row query on every index of ``col``; returns the names now in memory."""
+    probe = np.ones(col.dim, dtype=np.float32)
+    loaded = set()
+    for name in col.indexes:
+        try:
+            col.query(probe, k=1, index=name, include_metadata=False)
+            loaded.add(name)
+        except LookalikeError as exc:  # an index type this build lacks, say: the others still serve
+            log.warning("index %s of %s cannot be loaded: %s", name, col.name, exc)
+    return loaded
+
+
+# Embedders are built once per process (loading a model takes seconds) and shared by every app in it.
+_EMBEDDERS: dict[str, Any] = {}
+_EMBEDDER_LOCKS: dict[str, threading.Lock] = {}  # one query at a time per embedder: tokenizers are not re-entrant
+_EMBEDDERS_LOCK = threading.Lock()
+
+
+def shared_embedder(name: str):
+    """The embedder registered as ``name``, built on first use and then cached for the life of the process."""
+    with _EMBEDDERS_LOCK:
+        if name not in _EMBEDDERS:
+            from ..embed.base import get_embedder
+
+            log.info("loading embedder %s", name)
+            _EMBEDDERS[name] = get_embedder(name)
+            _EMBEDDER_LOCKS[name] = threading.Lock()
+        return _EMBEDDERS[name]
+
+
+class ServerState:
+    """Everything the routes share.  Created by ``create_app``; lives in ``app.state.lookalike``."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.db_path = Path(config.db_path)
+        self.catalog = Database(self.db_path, create=False)  # lists collections; never opens one
+        self._handles: dict[str, CollectionHandle] = {}
+        self._handles_lock = threading.Lock()
+        self.query_log = self._open_query_log() if config.query_log else None
+        from .builds import BuildManager
+
+        self.builds = BuildManager(self)
+
+    def _open_query_log(self) -> QueryLog | None:
+        try:
+            return QueryLog(self.db_path / LOG_FILE)
+        except Exception as exc:  # noqa: BLE001 - a log that cannot open must not stop the server
+            log.warning("query log disabled: %s", exc)
+            return None
+
+    # --- collections
+    def collection_names(self) -> list[str]:
+        return self.catalog.list_collections()
+
+    def handle(self, name: str) -> CollectionHandle:
+        check_name(name)
+        with self._handles_lock:
+            handle = self._handles.get(name)
+            if handle is not None:
+                return handle
+        if name not in self.collection_names():
+            raise CollectionNotFoundError(f"no collection {name!r}; existing: {self.collection_names() or 'none'}")
+        fresh = CollectionHandle(self.db_path, name)
+        with self._handles_lock:
+            return self._handles.setdefault(name, fresh)
+
+    def preload(self) -> None:
+        """Load every collection's indexes and embedder (start-up; failures are logged, not fatal)."""
+        for name in self.collection_names():
+            try:
+                handle = self.handle(name)
+                handle.warm()
+                if handle.collection.embedder:
+                    self.embedder(handle.collection.embedder)
+            except LookalikeError as exc:
+                log.warning("collection %s: %s", name, exc)
+
+    # --- embedders
+    def embedder(self, name: str):
+        return shared_embedder(name)
+
+    def embed(self, handle: CollectionHandle, *, texts: list[str] | None = None, images: list | None = None):
+        """Embed one text or photo query with the collection's embedder; checks the embedder fits it."""
+        col = handle.collection
+        if not col.embedder:
+            raise NoEmbedderError(
+                f"collection {col.name!r} records no embedder, so it cannot be searched by text or photo: "
+                "send a 'vector' instead"
+            )
+        embedder = self.embedder(col.embedder)
+        if embedder.dim != col.dim:
+            raise EmbedderMismatchError(
+                f"embedder {col.embedder!r} makes {embedder.dim}-d vectors but collection {col.name!r} holds {col.dim}-d"
+            )
+        with _EMBEDDER_LOCKS[col.embedder]:
+            if texts is not None:
+                return embedder.embed_texts(texts)
+            return embedder.embed_images(images)
+
+    def close(self) -> None:
+        self.builds.close()
+        with self._handles_lock:
+            handles = list(self._handles.values())
+            self._handles.clear()
+        for handle in handles:
+            try:
+                handle.close()
+            except LookalikeError as exc:
+                log.warning("closing %s: %s", handle.name, exc)
+        if self.query_log is not None:
+            self.query_log.close()
