@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_optional(sub, "serve", "lookalike.server.cli", "add_serve_arguments", "run_serve",
                   "serve the search page and the HTTP API (127.0.0.1 by default)")
+    _add_optional(sub, "shards", "lookalike.distributed.cli", "add_shards_arguments", "run_shards",
+                  "sharded collections on Ray: create, info, ingest, index")
+    _add_optional(sub, "reshard", "lookalike.distributed.cli", "add_reshard_arguments", "run_reshard",
+                  "move a sharded database onto another shard count (loses no point)")
     _add_optional(sub, "bench", "lookalike.bench.cli", "add_bench_arguments", "run_bench",
                   "recall vs queries/s of every index and of the installed peers")
     return parser
