@@ -18,12 +18,13 @@ import numpy as np
 
 from .._validation import check_positive_int
 from ..errors import InvalidParameterError, StorageFormatError
-from ..kernels.invlists import scan_lists
+from ..kernels.invlists import search_lists
 from ..kernels.kmeans import MAX_POINTS_PER_CENTROID, assign, kmeans
 from .base import Index
 
 #: a buffer that must grow grows by this factor at least (amortised O(1) appends)
 GROWTH = 1.5
+_NO_MASK = np.zeros(0, dtype=np.bool_)
 
 
 class InvertedLists:
@@ -229,41 +230,29 @@ class IVFIndex(Index):
         rows, raw = self._scan(queries, k, mask, nprobe)
         # probed lists too thin for k hits (small index, tombstones, a filter): probe wider for those queries
         wanted = min(k, self._n_live if mask is None else int(mask.sum()))
-        short = np.flatnonzero((rows >= 0).sum(axis=1) < wanted)
+        short = np.flatnonzero(rows[:, wanted - 1] < 0)  # rows are sorted, padding (-1) last
         while len(short) and nprobe < self.trained_nlist:
             nprobe = min(2 * nprobe, self.trained_nlist)
             rows[short], raw[short] = self._scan(queries[short], k, mask, nprobe)
-            short = short[(rows[short] >= 0).sum(axis=1) < wanted]
+            short = short[rows[short, wanted - 1] < 0]
         return rows, raw
 
     def _scan(self, queries: np.ndarray, k: int, mask: np.ndarray | None, nprobe: int):
-        probes = self._nearest_lists(queries, nprobe)
+        """Rank the cells for each query, scan its nprobe nearest lists (kernels/invlists.py)."""
         lists = self._lists
-        return scan_lists(
+        return search_lists(
             queries,
-            probes,
+            self.centroids,
+            self._centroid_sq_norms,
+            nprobe,
             lists.start,
             lists.size,
             lists.slot_vectors,
             lists.slot_rows,
-            np.zeros(0, np.bool_) if mask is None else mask,
+            _NO_MASK if mask is None else mask,
             k,
             self.spec.kind == "l2",
         )
-
-    def _nearest_lists(self, queries: np.ndarray, nprobe: int) -> np.ndarray:
-        """The nprobe cells nearest to each query, nearest first (so the k-best heap tightens early).
-
-        ||q - c||^2 ranks like ||c||^2 - 2<q, c>; with unit centroids (cosine, dot) that is largest <q, c>."""
-        n_lists = self.trained_nlist
-        if nprobe >= n_lists:
-            return np.broadcast_to(np.arange(n_lists, dtype=np.int64), (len(queries), n_lists))
-        scores = queries @ self.centroids.T
-        scores *= -2.0
-        scores += self._centroid_sq_norms[None, :]
-        probes = np.argpartition(scores, nprobe - 1, axis=1)[:, :nprobe]
-        order = np.argsort(np.take_along_axis(scores, probes, axis=1), axis=1)
-        return np.ascontiguousarray(np.take_along_axis(probes, order, axis=1), dtype=np.int64)
 
     # ------------------------------------------------------------------ maintenance
     def compact(self) -> "IVFIndex":
@@ -284,10 +273,11 @@ class IVFIndex(Index):
         return {"centroids": self.centroids, "list_offsets": offsets, "list_rows": rows, "list_vectors": vectors}
 
     def _restore(self, state: dict[str, np.ndarray], extra: dict[str, Any]) -> None:
-        if "centroids" not in state:
-            if self.n_rows:
-                raise StorageFormatError("an IVF index with rows was saved without its centroids")
-            return
+        names = ("centroids", "list_offsets", "list_rows", "list_vectors")
+        if not any(name in state for name in names) and self.n_rows == 0:
+            return  # saved before training
+        if not all(name in state for name in names):
+            raise StorageFormatError(f"an IVF index with rows needs {', '.join(names)}; some .npy files are missing")
         centroids, offsets = state["centroids"], state["list_offsets"]
         rows, vectors = state["list_rows"], state["list_vectors"]
         consistent = (
@@ -307,6 +297,8 @@ class IVFIndex(Index):
 
 
 def _check_nprobe(nprobe: Any) -> int:
+    if type(nprobe) is int and nprobe >= 1:  # the common case, without the general checks' cost
+        return nprobe
     try:
         return check_positive_int(nprobe, "nprobe")
     except InvalidParameterError as exc:

@@ -1,10 +1,17 @@
-"""Scan of inverted lists: the inner loop of IVF search (Jégou et al. 2011, Sivic & Zisserman 2003).
+"""IVF search over inverted lists (Sivic & Zisserman 2003; Jégou, Douze & Schmid 2011) as Numba kernels.
+
+Two steps per query:
+  1. coarse: rank the centroids, ||q - c||^2 = ||c||^2 - 2<q, c> (+ ||q||^2, the same for every c), and keep
+     the ``nprobe`` nearest;
+  2. scan: compute the raw distance of every slot of those lists and keep the k best in a max-heap (the worst
+     of the k at the root, so a candidate costs one comparison unless it belongs in the answer).
 
 The lists live in one buffer: list ``p`` is the slots ``[list_start[p], list_start[p] + list_size[p])`` of
-``slot_vectors`` (one vector per slot, contiguous) and ``slot_rows`` (the index row each slot holds).  A query
-scans its probed lists one after the other, computing the raw distance of every slot and keeping the k best in a
-max-heap (the worst of the k at the root, so a candidate is tested with a single comparison).  Queries are
-independent: ``prange`` runs them in parallel.
+``slot_vectors`` (one vector per slot, contiguous) and ``slot_rows`` (the index row each slot holds).
+
+``search_lists`` runs both steps query by query in one compiled call: on one thread for a small job (one query,
+a handful), since waking a thread pool costs more than it does (milliseconds on a busy machine); with ``prange``
+over the queries for a batch.
 """
 
 from __future__ import annotations
@@ -14,44 +21,110 @@ import numpy as np
 
 #: fastmath without "no infs / no NaNs": the heaps start full of +inf and compare against it
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+#: below this many multiply-adds (about half a millisecond on one core) a search runs on one thread
+SERIAL_WORK = 1 << 22
 
 
-@numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
-def scan_lists(queries, probes, list_start, list_size, slot_vectors, slot_rows, row_mask, k, l2):
-    """k nearest slots of each query among its probed lists.
+def search_lists(queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_vectors, slot_rows,
+                 row_mask, k, l2):
+    """k nearest slots of each query among its ``nprobe`` nearest lists.
 
-    queries (nq, d) float32; probes (nq, nprobe) int64 list numbers (-1 = none); ``row_mask`` a bool per index
-    row (False = skip: tombstone or filtered out), or an empty array for "every row"; ``l2`` True for raw =
+    queries (nq, d) float32; centroids (nlist, d) with their squared norms; ``row_mask`` a bool per index row
+    (False = skip: tombstone or filtered out), or an empty array for "every row"; ``l2`` True for raw =
     ||q - x||^2, False for raw = -<q, x>.  Returns (rows (nq, k) int64 padded -1, raw (nq, k) float32 padded
-    +inf), each row sorted by raw ascending."""
-    nq = queries.shape[0]
-    out_rows = np.full((nq, k), -1, dtype=np.int64)
-    out_raw = np.full((nq, k), np.inf, dtype=np.float32)
-    use_mask = row_mask.shape[0] > 0
-    for qi in numba.prange(nq):
-        query = queries[qi]
-        heap_raw = out_raw[qi]
-        heap_rows = out_rows[qi]
-        for p in range(probes.shape[1]):
-            lst = probes[qi, p]
-            if lst < 0:
-                continue
-            first = list_start[lst]
-            for slot in range(first, first + list_size[lst]):
-                row = slot_rows[slot]
-                if use_mask and not row_mask[row]:
-                    continue
-                if l2:
-                    raw = _sq_l2(query, slot_vectors[slot])
-                else:
-                    raw = -_dot(query, slot_vectors[slot])
-                if raw < heap_raw[0]:
-                    _replace_top(heap_raw, heap_rows, raw, row)
-        _sort_heap(heap_raw, heap_rows)
+    +inf), each row sorted by raw ascending, ties by row.
+
+    Both steps run in one compiled loop over the queries, with no BLAS call: interleaving BLAS's thread pool
+    with Numba's costs more than BLAS saves on the coarse step (the two pools fight for the cores)."""
+    nq, dim = queries.shape
+    nprobe = min(nprobe, len(centroids))
+    scanned = nprobe * len(slot_rows) / max(len(centroids), 1)
+    small = nq * dim * (len(centroids) + scanned) < SERIAL_WORK
+    driver = _search_serial if small else _search_parallel
+    return driver(queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_vectors, slot_rows,
+                  row_mask, k, l2)
+
+
+@numba.njit(cache=True)
+def _search_serial(queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_vectors, slot_rows,
+                   row_mask, k, l2):
+    out_rows = np.full((queries.shape[0], k), -1, dtype=np.int64)
+    out_raw = np.full((queries.shape[0], k), np.inf, dtype=np.float32)
+    for qi in range(queries.shape[0]):
+        _search_one(queries[qi], centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_vectors,
+                    slot_rows, row_mask, l2, out_rows[qi], out_raw[qi])
     return out_rows, out_raw
 
 
-@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
+@numba.njit(cache=True, parallel=True)
+def _search_parallel(queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_vectors, slot_rows,
+                     row_mask, k, l2):
+    out_rows = np.full((queries.shape[0], k), -1, dtype=np.int64)
+    out_raw = np.full((queries.shape[0], k), np.inf, dtype=np.float32)
+    for qi in numba.prange(queries.shape[0]):
+        _search_one(queries[qi], centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_vectors,
+                    slot_rows, row_mask, l2, out_rows[qi], out_raw[qi])
+    return out_rows, out_raw
+
+
+@numba.njit(cache=True)
+def _search_one(query, centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_vectors, slot_rows,
+                row_mask, l2, heap_rows, heap_raw):
+    probes = np.full(nprobe, -1, dtype=np.int64)
+    probe_scores = np.full(nprobe, np.inf, dtype=np.float32)
+    _rank_centroids(query, centroids, centroid_sq_norms, probes, probe_scores)
+    _sort_heap(probe_scores, probes)  # nearest list first: the k-best heap tightens early
+    _scan_one(query, probes, list_start, list_size, slot_vectors, slot_rows, row_mask, l2, heap_rows, heap_raw)
+
+
+@numba.njit(cache=True, fastmath=FASTMATH)
+def _rank_centroids(query, centroids, centroid_sq_norms, heap_lists, heap_scores):
+    """The nprobe smallest ||c||^2 - 2<q, c> into the max-heap (heap_lists, heap_scores).  Four centroids per
+    pass over the query: each query coordinate is loaded once for four products (the BLAS trick, in small)."""
+    n_lists, dim = centroids.shape
+    c = 0
+    while c + 4 <= n_lists:
+        dot0 = dot1 = dot2 = dot3 = np.float32(0.0)
+        for j in range(dim):
+            qj = query[j]
+            dot0 += qj * centroids[c, j]
+            dot1 += qj * centroids[c + 1, j]
+            dot2 += qj * centroids[c + 2, j]
+            dot3 += qj * centroids[c + 3, j]
+        _offer(heap_scores, heap_lists, centroid_sq_norms[c] - np.float32(2.0) * dot0, c)
+        _offer(heap_scores, heap_lists, centroid_sq_norms[c + 1] - np.float32(2.0) * dot1, c + 1)
+        _offer(heap_scores, heap_lists, centroid_sq_norms[c + 2] - np.float32(2.0) * dot2, c + 2)
+        _offer(heap_scores, heap_lists, centroid_sq_norms[c + 3] - np.float32(2.0) * dot3, c + 3)
+        c += 4
+    for c in range(c, n_lists):
+        _offer(heap_scores, heap_lists, centroid_sq_norms[c] - np.float32(2.0) * _dot(query, centroids[c]), c)
+
+
+@numba.njit(cache=True, fastmath=FASTMATH)
+def _scan_one(query, probes, list_start, list_size, slot_vectors, slot_rows, row_mask, l2, heap_rows, heap_raw):
+    """One query: scan its probed lists into the max-heap (heap_rows, heap_raw), then sort the heap."""
+    use_mask = row_mask.shape[0] > 0
+    for p in range(probes.shape[0]):
+        lst = probes[p]
+        if lst < 0:
+            continue
+        first = list_start[lst]
+        for slot in range(first, first + list_size[lst]):
+            row = slot_rows[slot]
+            if use_mask and not row_mask[row]:
+                continue
+            if l2:
+                raw = _sq_l2(query, slot_vectors[slot])
+            else:
+                raw = -_dot(query, slot_vectors[slot])
+            _offer(heap_raw, heap_rows, raw, row)
+    _sort_heap(heap_raw, heap_rows)
+
+
+# ---------------------------------------------------------------------------------------------- distances
+# (no inline="always": a Numba-inlined body takes its caller's flags, and without fastmath the sum would not be
+# vectorised; LLVM inlines these anyway, keeping their own fastmath)
+@numba.njit(cache=True, fastmath=FASTMATH)
 def _sq_l2(a, b):
     acc = np.float32(0.0)
     for j in range(a.shape[0]):
@@ -60,7 +133,7 @@ def _sq_l2(a, b):
     return acc
 
 
-@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
+@numba.njit(cache=True, fastmath=FASTMATH)
 def _dot(a, b):
     acc = np.float32(0.0)
     for j in range(a.shape[0]):
@@ -68,39 +141,42 @@ def _dot(a, b):
     return acc
 
 
+# ---------------------------------------------------------------------------------------------- k-best heap
 @numba.njit(cache=True)
-def _replace_top(heap_raw, heap_rows, raw, row):
-    """Put (raw, row) in place of the root of the max-heap, then sift it down to where it belongs."""
-    k = heap_raw.shape[0]
+def _offer(heap_keys, heap_values, key, value):
+    """Keep (key, value) if it beats the worst of the k kept: it replaces the root of the max-heap and sifts down."""
+    if key < heap_keys[0]:
+        _sift_down(heap_keys, heap_values, key, value, heap_keys.shape[0])
+
+
+@numba.njit(cache=True)
+def _sift_down(heap_keys, heap_values, key, value, size):
     pos = 0
     while True:
         child = 2 * pos + 1
-        if child >= k:
+        if child >= size:
             break
-        if child + 1 < k and heap_raw[child + 1] > heap_raw[child]:
+        if child + 1 < size and heap_keys[child + 1] > heap_keys[child]:
             child += 1
-        if heap_raw[child] <= raw:
+        if heap_keys[child] <= key:
             break
-        heap_raw[pos] = heap_raw[child]
-        heap_rows[pos] = heap_rows[child]
+        heap_keys[pos] = heap_keys[child]
+        heap_values[pos] = heap_values[child]
         pos = child
-    heap_raw[pos] = raw
-    heap_rows[pos] = row
+    heap_keys[pos] = key
+    heap_values[pos] = value
 
 
 @numba.njit(cache=True)
-def _sort_heap(heap_raw, heap_rows):
-    """Heap order -> ascending raw distance (ties by row, so results do not depend on the scan order)."""
-    order = np.argsort(heap_raw, kind="mergesort")
-    raw = heap_raw[order]
-    rows = heap_rows[order]
-    start = 0
-    while start < raw.shape[0]:
-        stop = start + 1
-        while stop < raw.shape[0] and raw[stop] == raw[start]:
-            stop += 1
-        if stop - start > 1:
-            rows[start:stop] = np.sort(rows[start:stop])
-        start = stop
-    heap_raw[:] = raw
-    heap_rows[:] = rows
+def _sort_heap(heap_keys, heap_values):
+    """Max-heap -> ascending keys, in place (heapsort: the root goes to the end, the rest is re-heaped), then
+    equal keys ordered by value, so that results do not depend on the order the slots were scanned in."""
+    for end in range(heap_keys.shape[0] - 1, 0, -1):
+        key, value = heap_keys[end], heap_values[end]
+        heap_keys[end], heap_values[end] = heap_keys[0], heap_values[0]
+        _sift_down(heap_keys, heap_values, key, value, end)
+    for i in range(1, heap_keys.shape[0]):
+        j = i
+        while j > 0 and heap_keys[j - 1] == heap_keys[j] and heap_values[j - 1] > heap_values[j]:
+            heap_values[j - 1], heap_values[j] = heap_values[j], heap_values[j - 1]
+            j -= 1

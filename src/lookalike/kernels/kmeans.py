@@ -37,6 +37,8 @@ ASSIGN_BLOCK_SCORES = 1 << 22
 SPLIT_OFFSET = 1e-2
 #: fastmath without "no infs / no NaNs": the kernels compare against +inf sentinels
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+#: a k-means++ pass over at least this many coordinates runs on every thread
+PARALLEL_PASS = 1 << 23
 
 
 def kmeans(
@@ -91,16 +93,16 @@ def assign(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray
     labels = np.empty(n, dtype=np.int64)
     sq_dist = np.empty(n, dtype=np.float32)
     centroid_sq_norms = np.einsum("ij,ij->i", centroids, centroids)
+    minus_two_centroids_t = np.ascontiguousarray(-2.0 * centroids.T)  # the -2 rides along the product
     rows_per_block = max(1, ASSIGN_BLOCK_SCORES // max(k, 1))
     for start in range(0, n, rows_per_block):
         block = x[start : start + rows_per_block]
-        scores = block @ centroids.T
-        scores *= -2.0
+        scores = block @ minus_two_centroids_t
         scores += centroid_sq_norms[None, :]
         best = np.argmin(scores, axis=1)
         stop = start + len(block)
         labels[start:stop] = best
-        best_scores = np.take_along_axis(scores, best[:, None], axis=1)[:, 0]
+        best_scores = scores[np.arange(len(block)), best]
         sq_dist[start:stop] = np.maximum(best_scores + np.einsum("ij,ij->i", block, block), 0.0)
     return labels, sq_dist
 
@@ -204,18 +206,36 @@ def _kmeanspp_rows(x, k, uniforms):
     return chosen
 
 
-@numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
+@numba.njit(cache=True)
 def _lower_to_centre(x, centre_row, nearest_sq):
-    """nearest_sq[i] = min(nearest_sq[i], ||x[i] - x[centre_row]||^2), in parallel over the points."""
-    n, d = x.shape
-    centre = x[centre_row].copy()
-    for i in numba.prange(n):
-        acc = 0.0
-        for j in range(d):
-            diff = x[i, j] - centre[j]
-            acc += diff * diff
-        if acc < nearest_sq[i]:
-            nearest_sq[i] = acc
+    """nearest_sq[i] = min(nearest_sq[i], ||x[i] - x[centre_row]||^2).  A pass is short and there are k of them
+    in a row: only a big pass pays for waking the thread pool (milliseconds each time on a busy machine)."""
+    if x.shape[0] * x.shape[1] >= PARALLEL_PASS:
+        _lower_to_centre_parallel(x, x[centre_row].copy(), nearest_sq)
+    else:
+        _lower_to_centre_serial(x, x[centre_row].copy(), nearest_sq)
+
+
+@numba.njit(cache=True, fastmath=FASTMATH)
+def _lower_to_centre_serial(x, centre, nearest_sq):
+    for i in range(x.shape[0]):
+        _lower_one(x[i], centre, nearest_sq, i)
+
+
+@numba.njit(cache=True, parallel=True)
+def _lower_to_centre_parallel(x, centre, nearest_sq):
+    for i in numba.prange(x.shape[0]):
+        _lower_one(x[i], centre, nearest_sq, i)
+
+
+@numba.njit(cache=True, fastmath=FASTMATH)
+def _lower_one(point, centre, nearest_sq, i):
+    acc = np.float32(0.0)
+    for j in range(point.shape[0]):
+        diff = point[j] - centre[j]
+        acc += diff * diff
+    if acc < nearest_sq[i]:
+        nearest_sq[i] = acc
 
 
 @numba.njit(cache=True)
