@@ -89,14 +89,22 @@ def as_labels(ids: Any, n: int | None = None) -> np.ndarray:
         raise EmptyBatchError("ids is an empty batch: pass at least one id")
     if arr.size and (arr < 0).any():
         raise InvalidIdError("index ids must be >= 0 (-1 is the padding value of results)")
-    check_unique(arr.tolist())
+    if len(arr) > 1:
+        ordered = np.sort(arr)
+        repeated = ordered[1:] == ordered[:-1]
+        if repeated.any():
+            first = int(ordered[1:][repeated][0])
+            raise DuplicateIdError(f"id {first} appears twice in one call: ids in a batch must be unique")
     return arr
 
 
 def check_unique(ids: Iterable[Any]) -> None:
+    """Ids of one call must be distinct (str and int ids never compare equal: "1" and 1 are two ids)."""
+    ids = list(ids)
+    if len(set(ids)) == len(ids):
+        return
     seen: set = set()
     for i in ids:
-        key = (type(i) is str, i)
-        if key in seen:
+        if i in seen:
             raise DuplicateIdError(f"id {i!r} appears twice in one call: ids in a batch must be unique")
-        seen.add(key)
+        seen.add(i)

@@ -56,12 +56,20 @@ def test_exact_ties_are_tolerated_but_distances_agree():
     np.testing.assert_allclose(result.distances[0], [0, 0], atol=1e-6)
 
 
-def test_smallest_k_against_sort():
+@pytest.mark.unit
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_heap_kernel_against_sort(use_mask):
     rng = np.random.default_rng(0)
     raw = rng.normal(size=(20, 50)).astype(np.float32)
-    pos, vals = topk.smallest_k(raw, 7)
-    np.testing.assert_array_equal(vals, np.sort(raw, axis=1)[:, :7])
-    np.testing.assert_array_equal(np.take_along_axis(raw, pos, axis=1), vals)
+    mask = rng.random(50) < 0.5 if use_mask else np.ones(50, bool)
+    keys = np.full((20, 7), np.inf, dtype=np.float32)
+    rows = np.full((20, 7), -1, dtype=np.int64)
+    topk.push_block(raw[:, :30], 0, mask, use_mask, keys, rows)  # two blocks, offsets kept
+    topk.push_block(np.ascontiguousarray(raw[:, 30:]), 30, mask, use_mask, keys, rows)
+    topk.sort_heaps(keys, rows)
+    masked = np.where(mask[None, :], raw, np.inf)
+    np.testing.assert_array_equal(keys, np.sort(masked, axis=1)[:, :7])
+    np.testing.assert_array_equal(np.take_along_axis(masked, rows, axis=1), keys)
 
 
 def test_memory_stays_bounded_by_blocks(monkeypatch):
