@@ -20,6 +20,10 @@ def __getattr__(name: str):
         from .collection import Collection
 
         return Collection
+    if name == "Client":
+        from .client import Client
+
+        return Client
     if name in ("IVFIndex", "HNSWIndex", "LSHIndex", "RPForestIndex", "SQ8Index", "IVFPQIndex"):
         from .index.registry import get_index_class
 

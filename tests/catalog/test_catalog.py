@@ -32,7 +32,7 @@ def embedder():
 def garment(kind: str, seed: int):
     """A light garment silhouette on a dark or light background, as a photo would be."""
     rng = np.random.default_rng(seed)
-    img = np.zeros((64, 48, 3), dtype=np.uint8) + rng.integers(0, 30)
+    img = np.full((64, 48, 3), rng.integers(0, 30), dtype=np.uint8)
     if kind == "trouser":
         img[8:60, 12:22] = 220
         img[8:60, 26:36] = 220

@@ -15,15 +15,18 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__
 from ..web import STATIC_DIR, TEMPLATES_DIR
 from .errors import install_error_handlers
+from .data import router as data_router
 from .routes import router
 from .security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from .state import ServerConfig, ServerState
 
 log = logging.getLogger("lookalike.server")
 
-DESCRIPTION = """Search a lookalike database by text, photo or vector; rebuild indexes while it serves; read the
-query log.  Errors are JSON: `{"error": {"type": ..., "message": ...}}`.  Write endpoints need the API key when the
-server has one (`X-API-Key` header or `Authorization: Bearer`)."""
+DESCRIPTION = """Search a lookalike database by text, photo or vector; create and drop collections; add, upsert, get
+and delete points in batches; batch query by vectors; rebuild indexes while it serves; read the query log.  Batches
+of vectors travel as `{"dtype": "float32", "shape": [n, dim], "data": base64}` (little-endian float32, row-major).
+Errors are JSON: `{"error": {"type": ..., "message": ...}}`.  Write endpoints need the API key when the server has
+one (`X-API-Key` header or `Authorization: Bearer`).  `lookalike.Client` speaks this API from Python."""
 
 
 def create_app(db: str | Path | ServerConfig, **options: Any) -> FastAPI:
@@ -47,6 +50,7 @@ def create_app(db: str | Path | ServerConfig, **options: Any) -> FastAPI:
     app.state.lookalike = state
     install_error_handlers(app)
     app.include_router(router, prefix="/api")
+    app.include_router(data_router, prefix="/api")
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

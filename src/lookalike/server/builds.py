@@ -83,6 +83,12 @@ class BuildManager:
         thread.start()
         return self.status(handle)
 
+    def forget(self, name: str) -> None:
+        """Drop the build status of a collection that no longer exists."""
+        with self._lock:
+            self._status.pop(name, None)
+            self._threads.pop(name, None)
+
     def wait(self, handle: "CollectionHandle", timeout: float | None = None) -> dict[str, Any]:
         thread = self._threads.get(handle.name)
         if thread is not None:

@@ -31,6 +31,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-preload", action="store_true",
                         help="start at once and load indexes and embedders on the first query instead")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--create", action="store_true",
+                        help="create an empty database at --db when there is none (to fill it through the API or "
+                             "lookalike.Client)")
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -43,9 +46,9 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     db_path = Path(args.db)
-    if not (db_path / "lookalike.json").is_file():
-        print(f"error: {db_path} is not a lookalike database: build one first (lookalike demo --db {db_path})",
-              file=sys.stderr)
+    problem = prepare_database(db_path, create=getattr(args, "create", False))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     if not port_is_free(args.host, args.port):
         print(f"error: {args.host}:{args.port} is in use: pick another --port", file=sys.stderr)
@@ -79,6 +82,23 @@ def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_lev
     print(f"lookalike: serving {config.db_path} at http://{shown}:{port}/  (API docs: /docs; Ctrl-C stops)",
           flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+
+
+def prepare_database(db_path: Path, *, create: bool = False) -> str | None:
+    """None when ``db_path`` is a database to serve (created first, empty, with ``create``); else the problem."""
+    if (db_path / "lookalike.json").is_file():
+        return None
+    if not create:
+        return (f"{db_path} is not a lookalike database: build one first (lookalike demo --db {db_path}), or pass "
+                "--create to serve an empty one")
+    from ..database import Database
+    from ..errors import StorageFormatError
+
+    try:
+        Database(db_path).close()
+    except StorageFormatError as exc:  # a directory that is not empty and not ours: never written into
+        return str(exc)
+    return None
 
 
 def port_is_free(host: str, port: int) -> bool:

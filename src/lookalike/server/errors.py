@@ -21,7 +21,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import InvalidInputError, LookalikeError
+from ..errors import LookalikeError
+from .protocol import BuildInProgressError, NoEmbedderError, PayloadTooLargeError, UnauthorizedError  # noqa: F401
 
 log = logging.getLogger("lookalike.server")
 
@@ -38,30 +39,7 @@ _HTTP_TYPES = {
 }
 
 
-# --- errors raised by the server itself (the core tree lives in lookalike/errors.py) --------------------------------
-class NoEmbedderError(InvalidInputError):
-    """A text or photo query on a collection that records no embedder (search it by vector)."""
-
-
-class PayloadTooLargeError(InvalidInputError):
-    """An upload or a picture over the server's limits."""
-
-    http_status = 413
-
-
-class UnauthorizedError(LookalikeError, PermissionError):
-    """A write without the right API key."""
-
-    http_status = 401
-
-
-class BuildInProgressError(LookalikeError, RuntimeError):
-    """An index build was asked for while another one runs on the same collection, or a query names the index
-    being built for the first time."""
-
-    http_status = 409
-
-
+# --- errors raised by the server itself are defined in protocol.py (no FastAPI there, so the client rebuilds them)
 class BodyTooLargeError(StarletteHTTPException):
     """Raised while a request body streams in, once it passes the limit.  It is an HTTPException so that FastAPI's
     body parsing lets it through unchanged (any other exception there becomes a generic 400)."""

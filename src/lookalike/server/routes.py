@@ -13,19 +13,20 @@ from fastapi.responses import JSONResponse
 
 from .. import __version__
 from ..database import SQLITE_FILE, Database
-from ..errors import IdNotFoundError, InvalidFilterError, InvalidInputError, InvalidParameterError, LookalikeError
+from ..errors import IdNotFoundError, InvalidFilterError, InvalidParameterError, LookalikeError
 from .errors import PayloadTooLargeError
 from .facets import collection_facets
 from .media import decode_upload, item_png, sha256_hex
 from .schemas import (
+    MAX_BATCH,
+    MAX_HITS,
     MAX_K,
+    MAX_QUERY_BATCH,
     CollectionInfo,
     CreateCollectionRequest,
-    DeleteRequest,
     IndexRequest,
     SearchRequest,
     SearchResponse,
-    UpsertRequest,
 )
 from .search import INT_ID, Query, item_image_url, run_search
 from .security import require_api_key
@@ -33,7 +34,6 @@ from .state import CollectionHandle, ServerState
 
 router = APIRouter()
 IdType = Literal["int", "str"]
-IMAGE_KEY = "image"  # the metadata key of an item's picture reference (see lookalike.catalog.images)
 write = [Depends(require_api_key)]
 
 
@@ -46,7 +46,9 @@ def get_state(request: Request) -> ServerState:
 def health(request: Request) -> dict[str, Any]:
     state = get_state(request)
     return {"status": "ok", "version": __version__, "collections": len(state.collection_names()),
-            "auth_required_for_writes": state.config.api_key is not None, "query_log": state.query_log is not None}
+            "auth_required_for_writes": state.config.api_key is not None, "query_log": state.query_log is not None,
+            "limits": {"max_body_bytes": state.config.max_body_bytes, "max_batch": MAX_BATCH, "max_k": MAX_K,
+                       "max_query_batch": MAX_QUERY_BATCH, "max_hits": MAX_HITS}}
 
 
 @router.get("/collections", response_model=list[CollectionInfo], tags=["collections"])
@@ -57,15 +59,19 @@ def list_collections(request: Request) -> list[dict[str, Any]]:
 
 @router.post("/collections", response_model=CollectionInfo, status_code=201, dependencies=write,
              tags=["collections"])
-def create_collection(body: CreateCollectionRequest, request: Request) -> dict[str, Any]:
+def create_collection(body: CreateCollectionRequest, request: Request, response: Response) -> dict[str, Any]:
+    """Create a collection (201); with ``exist_ok``, an existing one of the same dim and metric answers 200."""
     state = get_state(request)
     if body.embedder is not None:
         from ..embed.base import UnknownEmbedderError, available_embedders
 
         if body.embedder.partition(":")[0] not in available_embedders():
             raise UnknownEmbedderError(f"unknown embedder {body.embedder!r}: available are {sorted(available_embedders())}")
+    existed = body.exist_ok and body.name in state.collection_names()
     with Database(state.db_path, create=False) as db:  # its own object: the catalog never holds a collection open
-        db.create_collection(body.name, body.dim, body.metric, embedder=body.embedder)
+        db.create_collection(body.name, body.dim, body.metric, embedder=body.embedder, exist_ok=body.exist_ok)
+    if existed:
+        response.status_code = 200
     return collection_info(state.handle(body.name))
 
 
@@ -104,7 +110,8 @@ def collection_info(handle: CollectionHandle) -> dict[str, Any]:
                 "params": {k: v for k, v in cfg.items() if k not in ("type", "dim", "metric")}}
                for name, cfg in info["indexes"].items()]
     return {"name": info["name"], "count": info["count"], "dim": info["dim"], "metric": info["metric"],
-            "embedder": info["embedder"], "indexes": indexes, "default_index": info["default_index"]}
+            "embedder": info["embedder"], "indexes": indexes, "default_index": info["default_index"],
+            "version": info["version"], "metadata_indexes": info["metadata_indexes"]}
 
 
 # ----------------------------------------------------------------------------------------------------------- search
@@ -230,32 +237,6 @@ def find_item(handle: CollectionHandle, raw: str, id_type: str | None = None):
     if not raw:
         raise IdNotFoundError("an empty item id")
     return col.get([raw])
-
-
-# ----------------------------------------------------------------------------------------------------------- writes
-@router.post("/collections/{name}/points", dependencies=write, tags=["points"])
-def upsert_points(name: str, body: UpsertRequest, request: Request) -> dict[str, Any]:
-    """Add or replace points (vectors + metadata) in one transaction: all of them or none."""
-    if any(meta and IMAGE_KEY in meta for meta in body.metadata or ()):
-        raise InvalidInputError(
-            f"metadata key {IMAGE_KEY!r} is reserved: item images are recorded by catalog ingest, which checks them "
-            "(through the API it would let a client point the image route at any file)"
-        )
-    handle = get_state(request).handle(name)
-    with handle.lock:
-        col = handle.collection
-        (col.upsert if body.replace else col.add)(body.ids, body.vectors, body.metadata)
-        return {"written": len(body.ids), "count": len(col)}
-
-
-@router.post("/collections/{name}/points/delete", dependencies=write, tags=["points"])
-def delete_points(name: str, body: DeleteRequest, request: Request) -> dict[str, Any]:
-    """Delete points by ids (all must exist, else 404 and nothing is deleted) or by a metadata filter."""
-    handle = get_state(request).handle(name)
-    with handle.lock:
-        col = handle.collection
-        deleted = col.delete(body.ids) if body.ids is not None else col.delete(where=body.where)
-        return {"deleted": deleted, "count": len(col)}
 
 
 # -------------------------------------------------------------------------------------------------------- query log

@@ -4,14 +4,16 @@ silently ignored setting; ``k`` is a strict integer (``"10"`` is refused) betwee
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 MAX_K = 1000
 MAX_TEXT = 2000  # characters of a text query
 MAX_VECTOR = 65_536  # the largest dim a collection may have
-MAX_BATCH = 100_000  # points in one upsert
+MAX_BATCH = 100_000  # points in one upsert, ids in one get / has / delete
+MAX_QUERY_BATCH = 10_000  # query vectors in one batch query
+MAX_HITS = 1_000_000  # queries x k in one batch query
 
 Id = Union[StrictInt, StrictStr]
 ParamValue = Union[StrictInt, StrictFloat, StrictStr, StrictBool, None]
@@ -19,6 +21,18 @@ ParamValue = Union[StrictInt, StrictFloat, StrictStr, StrictBool, None]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class EncodedArray(Strict):
+    """A float32 array as base64, the compact way vectors travel (see ``lookalike.server.protocol``)."""
+
+    dtype: Literal["float32"] = Field("float32", description="always little-endian float32")
+    shape: list[StrictInt] = Field(min_length=1, max_length=2, description="[n, dim] for a batch, [dim] for one")
+    data: StrictStr = Field(description="base64 of the array's bytes, little-endian float32, row-major")
+
+
+# a batch of vectors: the compact encoding, or JSON lists of numbers (handy with curl, ~3x larger and slower)
+Vectors = Union[EncodedArray, Annotated[list[list[float]], Field(min_length=1, max_length=MAX_BATCH)]]
 
 
 class SearchRequest(Strict):
@@ -84,6 +98,8 @@ class CollectionInfo(BaseModel):
     embedder: str | None
     indexes: list[IndexInfo]
     default_index: str
+    version: int | None = Field(None, description="data version: goes up with every committed write")
+    metadata_indexes: list[str] = Field(default_factory=list, description="the expression indexes on metadata keys")
 
 
 class CreateCollectionRequest(Strict):
@@ -91,6 +107,8 @@ class CreateCollectionRequest(Strict):
     dim: StrictInt = Field(ge=1, le=MAX_VECTOR)
     metric: Literal["cosine", "dot", "l2"] = "cosine"
     embedder: StrictStr | None = Field(None, max_length=200)
+    exist_ok: StrictBool = Field(False, description="answer the existing collection (200) when it has this dim and "
+                                                    "metric, instead of 409")
 
 
 class IndexRequest(Strict):
@@ -103,7 +121,7 @@ class IndexRequest(Strict):
 
 class UpsertRequest(Strict):
     ids: list[Id] = Field(min_length=1, max_length=MAX_BATCH)
-    vectors: list[list[float]] = Field(min_length=1, max_length=MAX_BATCH)
+    vectors: Vectors = Field(description="one row per id: an encoded array [n, dim] or lists of numbers")
     metadata: list[dict[str, Any] | None] | None = None
     replace: StrictBool = Field(True, description="upsert (true) or add, refusing ids already stored (false)")
 
@@ -117,3 +135,60 @@ class DeleteRequest(Strict):
         if (self.ids is None) == (self.where is None):
             raise ValueError("give exactly one of ids or where")
         return self
+
+
+class GetPointsRequest(Strict):
+    ids: list[Id] | None = Field(None, min_length=1, max_length=MAX_BATCH,
+                                 description="ids to read, in this order (every one must exist); null: every point, "
+                                             "in insertion order")
+    include: list[Literal["vectors", "metadatas"]] = Field(["vectors", "metadatas"], max_length=2)
+
+
+class PointsResponse(BaseModel):
+    ids: list[Id]
+    vectors: EncodedArray | None = Field(description="[n, dim] as stored (not normalised); null unless included")
+    metadatas: list[dict[str, Any] | None] | None
+
+
+class HasRequest(Strict):
+    ids: list[Id] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class QueryRequest(Strict):
+    """A batch query by vectors: the k nearest points of each row, as ``Collection.query``."""
+
+    vectors: Vectors = Field(description="queries: an encoded array [q, dim] (or [dim] for one) or lists of numbers")
+    k: StrictInt = Field(10, description=f"hits per query, 1 to {MAX_K}")
+    where: dict[str, Any] | None = Field(None, description="metadata filter, e.g. {\"class\": \"Dress\"}")
+    index: str | None = Field(None, max_length=64, description="index to use (default: the collection's default)")
+    params: dict[str, ParamValue] = Field(default_factory=dict, max_length=16,
+                                          description="query parameters of the index, e.g. {\"nprobe\": 8}")
+    with_recall: StrictBool = Field(False, description="also run exact search: true_knn per hit and recall@k")
+    include_metadata: StrictBool = True
+
+
+class QueryResponse(BaseModel):
+    ids: list[list[Id | None]] = Field(description="[q][k] ids, null where fewer than k points matched")
+    distances: EncodedArray = Field(description="[q, k] float32, +inf where padded")
+    similarities: EncodedArray = Field(description="[q, k] float32 similarity of each hit")
+    metadatas: list[list[dict[str, Any] | None]] | None
+    true_knn: list[list[bool]] | None = Field(description="[q][k]: is the hit among the exact k nearest? "
+                                                          "(null without with_recall)")
+    recall: list[float] | None = Field(description="[q] recall@k per query (null without with_recall)")
+    stats: dict[str, Any]
+
+
+class DropIndexRequest(Strict):
+    type: StrictStr = Field(max_length=64, description="the index to drop (ivf, hnsw, ...)")
+
+
+class MetadataIndexRequest(Strict):
+    key: StrictStr = Field(min_length=1, max_length=256, description="the metadata key filters use")
+
+
+class TuneRequest(Strict):
+    index: str | None = Field(None, max_length=64, description="index to tune (default: the collection's default)")
+    target_recall: StrictFloat | StrictInt = 0.95
+    k: StrictInt = 10
+    sample: StrictInt = Field(200, ge=1, le=10_000)
+    apply: StrictBool = Field(True, description="make the value found the index's default query parameter")

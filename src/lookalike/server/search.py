@@ -52,20 +52,10 @@ def run_search(state: ServerState, handle: CollectionHandle, query: Query, start
         vector = query.vector
         query.digest = hashlib.sha256(np.asarray(query.vector, dtype="<f4").tobytes()).hexdigest()
     with handle.lock:
-        col = handle.collection
         if query.mode == "item":
-            vector = col.get([query.like_id]).vectors[0]
-        index = handle.resolve_index(query.index)
-        try:
-            result = col.query(vector, query.k, where=query.where, index=index, with_recall=query.with_recall,
-                               **query.params)
-        except LookalikeError:
-            raise
-        except (TypeError, ValueError) as exc:  # a parameter value the index's kernel cannot take
-            if not query.params:
-                raise
-            raise InvalidParameterError(f"query parameters {query.params} rejected by the {index!r} index: {exc}") from None
-        handle.mark_loaded(index)
+            vector = handle.collection.get([query.like_id]).vectors[0]
+        result, index = query_collection(handle, vector, query.k, index=query.index, params=query.params,
+                                         where=query.where, with_recall=query.with_recall)
     hits = shape_hits(handle.name, result)
     recall = None if result.recall is None else float(result.recall[0])
     latency = {
@@ -84,6 +74,30 @@ def run_search(state: ServerState, handle: CollectionHandle, query: Query, start
         )
     return {"hits": hits, "recall": recall, "latency_ms": latency, "index": index, "k": query.k, "mode": query.mode,
             "crop": query.crop}
+
+
+def query_collection(handle: CollectionHandle, vectors: Any, k: int, *, index: str | None = None,
+                     params: dict[str, Any] | None = None, where: dict[str, Any] | None = None,
+                     with_recall: bool = False, include_metadata: bool = True):
+    """``Collection.query`` under the handle's lock, with the server's rules: query parameters checked, the index
+    resolved around a first build, a kernel's refusal of a parameter value reported as InvalidParameterError.
+    Returns the result and the name of the index that answered."""
+    params = dict(params or {})
+    _check_params(params)
+    with handle.lock:
+        col = handle.collection
+        name = handle.resolve_index(index)
+        try:
+            result = col.query(vectors, k, where=where, index=name, with_recall=with_recall,
+                               include_metadata=include_metadata, **params)
+        except LookalikeError:
+            raise
+        except (TypeError, ValueError) as exc:  # a parameter value the index's kernel cannot take
+            if not params:
+                raise
+            raise InvalidParameterError(f"query parameters {params} rejected by the {name!r} index: {exc}") from None
+        handle.mark_loaded(name)
+    return result, name
 
 
 def shape_hits(collection: str, result) -> list[dict[str, Any]]:

@@ -49,10 +49,18 @@ class CollectionHandle:
         self.name = name
         self.db_path = db_path
         self.lock = threading.RLock()
-        self.db, self.collection = open_collection(db_path, name)
+        self.db, self._collection = open_collection(db_path, name)
         self.loaded: set[str] = set()  # indexes known to be in memory: querying them never reads index files
         self.fallback_index = "flat"  # what a default query uses while its default index is first being built
         self.building: str | None = None  # index type a build process is working on
+        self.dropped = False  # set (under the lock) when the collection is dropped: requests still holding
+        #                       this handle then get a 404, not a closed SQLite connection
+
+    @property
+    def collection(self) -> Collection:
+        if self.dropped:
+            raise CollectionNotFoundError(f"collection {self.name!r} was dropped")
+        return self._collection
 
     def warm(self) -> None:
         """Load every built index now (one tiny query each), so no query pays for it later."""
@@ -83,7 +91,9 @@ class CollectionHandle:
         with self.lock:
             # The old objects are dropped, not closed: close() would save their in-memory indexes over the
             # files the build just wrote.  Their SQLite connection closes when they are collected.
-            self.db, self.collection, self.loaded = db, collection, set(loaded)
+            if self.dropped:
+                return
+            self.db, self._collection, self.loaded = db, collection, set(loaded)
             self.fallback_index = self._default_or_flat()
 
     def _default_or_flat(self) -> str:
@@ -159,15 +169,30 @@ class ServerState:
 
     def handle(self, name: str) -> CollectionHandle:
         check_name(name)
-        with self._handles_lock:
+        with self._handles_lock:  # held while opening (cheap: no index is loaded), so a drop cannot interleave
             handle = self._handles.get(name)
             if handle is not None:
                 return handle
-        if name not in self.collection_names():
-            raise CollectionNotFoundError(f"no collection {name!r}; existing: {self.collection_names() or 'none'}")
-        fresh = CollectionHandle(self.db_path, name)
-        with self._handles_lock:
-            return self._handles.setdefault(name, fresh)
+            if name not in self.collection_names():
+                raise CollectionNotFoundError(f"no collection {name!r}; existing: {self.collection_names() or 'none'}")
+            handle = self._handles[name] = CollectionHandle(self.db_path, name)
+            return handle
+
+    def drop(self, name: str) -> None:
+        """Drop a collection: refused (409) while one of its indexes is being built.  Requests that already hold
+        its handle get a 404 once they take its lock."""
+        handle = self.handle(name)
+        with handle.lock:
+            if handle.building is not None:
+                raise BuildInProgressError(
+                    f"a {handle.building!r} index of {name!r} is being built: wait for it (GET .../index) before "
+                    "dropping the collection"
+                )
+            with self._handles_lock:
+                handle.db.drop_collection(name)  # closes its SQLite connection; the directory is renamed away at once
+                handle.dropped = True
+                self._handles.pop(name, None)
+        self.builds.forget(name)
 
     def preload(self) -> None:
         """Load every collection's indexes and embedder (start-up; failures are logged, not fatal)."""

@@ -1,0 +1,310 @@
+"""``Client`` and ``RemoteCollection``: the API of ``Database`` and ``Collection``, served by ``lookalike serve``.
+
+Moving code from an embedded database to a server is one line::
+
+    db = lookalike.Database("my-db")                      # embedded
+    db = lookalike.Client("http://127.0.0.1:8000")        # the same calls, over HTTP
+
+Input is checked here with the embedded API's own checks (ids, vectors, metadata, k, names), so a mistake raises
+the same error with the same message before anything is sent; what only the server can know (a duplicate id, an
+unknown index, a bad filter) comes back as the same typed error too.  Vectors travel as base64 float32.  A batch
+larger than one request may carry (the server's ``limits`` in ``GET /api/health``) is sent in several requests,
+each atomic on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from .._validation import as_matrix, check_k, check_positive_int
+from ..collection import Points, check_ids, check_metadata
+from ..database import MAX_DIM, check_name
+from ..errors import InvalidInputError, InvalidNameError
+from ..metrics import get_metric
+from ..server.protocol import decode_array, encode_array, rebuild_error
+from ..types import SearchResult
+from .transport import Transport, segment
+
+# used until the server's own limits are known (an older server does not publish them)
+DEFAULT_LIMITS = {"max_body_bytes": 32 * 1024 * 1024, "max_batch": 100_000, "max_k": 1000,
+                  "max_query_batch": 10_000, "max_hits": 1_000_000}
+BODY_FILL = 0.5  # fill a request body to at most this fraction of the server's limit: JSON framing is extra
+FLAT = "flat"
+
+
+class Client:
+    """``Client("http://127.0.0.1:8000", api_key=None)``: a lookalike server, with the API of ``Database``."""
+
+    def __init__(self, url: str = "http://127.0.0.1:8000", api_key: str | None = None, *, timeout: float = 60.0):
+        self._http = Transport(url, api_key, timeout)
+        self.url = self._http.url
+        self._limits: dict[str, int] | None = None
+
+    # ------------------------------------------------------------------------------------------------ server
+    def health(self) -> dict[str, Any]:
+        return self._http.get("/health")
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """How much one request may carry (asked once from the server)."""
+        if self._limits is None:
+            self._limits = {**DEFAULT_LIMITS, **(self.health().get("limits") or {})}
+        return self._limits
+
+    # ------------------------------------------------------------------------------------------------ collections
+    def create_collection(self, name: str, dim: int, metric: str = "cosine", *, embedder: str | None = None,
+                          exist_ok: bool = False) -> "RemoteCollection":
+        check_name(name)
+        dim = check_positive_int(dim, "dim")
+        if dim > MAX_DIM:
+            raise InvalidNameError(f"dim must be <= {MAX_DIM}, got {dim}")
+        body = {"name": name, "dim": dim, "metric": get_metric(metric).name, "embedder": embedder,
+                "exist_ok": bool(exist_ok)}
+        return RemoteCollection(self, self._http.post("/collections", body))
+
+    def get_or_create_collection(self, name: str, dim: int, metric: str = "cosine", **kw: Any) -> "RemoteCollection":
+        return self.create_collection(name, dim, metric, exist_ok=True, **kw)
+
+    def get_collection(self, name: str) -> "RemoteCollection":
+        check_name(name)
+        return RemoteCollection(self, self._http.get(f"/collections/{segment(name)}"))
+
+    def list_collections(self) -> list[str]:
+        return sorted(info["name"] for info in self._http.get("/collections"))
+
+    def drop_collection(self, name: str) -> None:
+        check_name(name)
+        self._http.post(f"/collections/{segment(name)}/drop", {})
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.list_collections()
+
+    # ------------------------------------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Close this thread's connection.  Nothing else needs closing: every write committed on the server."""
+        self._http.close_connection()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+
+class RemoteCollection:
+    """A collection on a server, with the API of ``Collection``.  Get one from ``Client.get_collection`` /
+    ``create_collection``."""
+
+    def __init__(self, client: Client, info: dict[str, Any]):
+        self._client = client
+        self._http = client._http
+        self.name: str = info["name"]
+        self.dim: int = int(info["dim"])
+        self.metric: str = info["metric"]
+        self.embedder: str | None = info.get("embedder")
+        self._path = f"/collections/{segment(self.name)}"
+
+    # ================================================================== info
+    def info(self) -> dict[str, Any]:
+        """As ``Collection.info()``: name, dim, metric, embedder, count, version, indexes, default_index,
+        metadata_indexes."""
+        answer = self._http.get(self._path)
+        indexes = {index["name"]: {"type": index["type"], **index["params"]} for index in answer["indexes"]}
+        return {"name": answer["name"], "dim": answer["dim"], "metric": answer["metric"],
+                "embedder": answer["embedder"], "count": answer["count"], "version": answer.get("version"),
+                "indexes": indexes, "default_index": answer["default_index"],
+                "metadata_indexes": answer.get("metadata_indexes", [])}
+
+    def __len__(self) -> int:
+        return int(self._http.get(self._path)["count"])
+
+    def count(self) -> int:
+        return len(self)
+
+    @property
+    def indexes(self) -> list[str]:
+        return [FLAT, *sorted(name for name in self.info()["indexes"] if name != FLAT)]
+
+    @property
+    def default_index(self) -> str:
+        return self.info()["default_index"]
+
+    def __repr__(self) -> str:
+        return f"RemoteCollection({self.name!r}, dim={self.dim}, metric={self.metric!r}, url={self._client.url!r})"
+
+    # ================================================================== writes
+    def add(self, ids: Any, vectors: Any, metadata: Any = None) -> None:
+        """Add new points.  An id already stored, or given twice, raises DuplicateIdError."""
+        self._write(ids, vectors, metadata, replace=False)
+
+    def upsert(self, ids: Any, vectors: Any, metadata: Any = None) -> None:
+        """Add points, replacing the vector and metadata of ids already stored."""
+        self._write(ids, vectors, metadata, replace=True)
+
+    def _write(self, ids: Any, vectors: Any, metadata: Any, *, replace: bool) -> None:
+        ext_ids = check_ids(ids)
+        x = as_matrix(vectors, self.dim)
+        if len(x) != len(ext_ids):
+            raise InvalidInputError(f"got {len(ext_ids)} ids for {len(x)} vectors: pass one id per vector")
+        texts = check_metadata(metadata, len(ext_ids))  # the embedded checks; their JSON sizes the requests
+        metas = None if metadata is None else ([metadata] if isinstance(metadata, dict) else list(metadata))
+        row_bytes = [_vector_bytes(self.dim) + len(json.dumps(i)) + (len(t) if t else 4)
+                     for i, t in zip(ext_ids, texts)]
+        for rows in self._batches(row_bytes):
+            self._http.post(f"{self._path}/points", {
+                "ids": ext_ids[rows], "vectors": encode_array(x[rows]),
+                "metadata": None if metas is None else metas[rows], "replace": replace})
+
+    def delete(self, ids: Any = None, *, where: dict[str, Any] | None = None) -> int:
+        """Delete points by id (every id must exist, else IdNotFoundError) or by filter; returns how many."""
+        if (ids is None) == (where is None):
+            raise InvalidInputError("delete takes ids or where=, exactly one of them")
+        if where is not None:
+            return int(self._http.post(f"{self._path}/points/delete", {"where": where})["deleted"])
+        ext_ids = check_ids(ids)
+        return sum(int(self._http.post(f"{self._path}/points/delete", {"ids": ext_ids[rows]})["deleted"])
+                   for rows in self._id_batches(len(ext_ids)))
+
+    # ================================================================== reads
+    def get(self, ids: Any) -> Points:
+        """Vectors and metadata of ids, in the order given.  An unknown id raises IdNotFoundError."""
+        ext_ids = check_ids(ids)
+        vectors, metadatas = [], []
+        for rows in self._id_batches(len(ext_ids)):
+            answer = self._http.post(f"{self._path}/points/get", {"ids": ext_ids[rows]})
+            vectors.append(decode_array(answer["vectors"], ndim=2))
+            metadatas += answer["metadatas"]
+        return Points(ids=ext_ids, vectors=np.concatenate(vectors), metadatas=metadatas)
+
+    def has(self, ids: Any) -> list[bool]:
+        """Whether each id is stored (no error for unknown ids)."""
+        ext_ids = check_ids(ids)
+        found: list[bool] = []
+        for rows in self._id_batches(len(ext_ids)):
+            found += self._http.post(f"{self._path}/points/has", {"ids": ext_ids[rows]})["found"]
+        return found
+
+    def ids(self) -> list[Any]:
+        """Every id, in insertion order."""
+        return self._http.post(f"{self._path}/points/get", {"ids": None, "include": []})["ids"]
+
+    def get_vectors(self, ids: Any = None) -> np.ndarray:
+        """Vectors as stored (not normalised), of ``ids`` or of every point in insertion order."""
+        if ids is not None:
+            return self.get(ids).vectors
+        answer = self._http.post(f"{self._path}/points/get", {"ids": None, "include": ["vectors"]})
+        return decode_array(answer["vectors"], ndim=2)
+
+    def query(self, vectors: Any, k: int = 10, where: dict[str, Any] | None = None, index: str | None = None, *,
+              with_recall: bool = False, include_metadata: bool = True, **query_params: Any) -> SearchResult:
+        """The k nearest points of each query vector, as ``Collection.query`` (results are batch-shaped)."""
+        k = check_k(k)
+        q = as_matrix(vectors, self.dim, what="queries")
+        limits = self._client.limits
+        per_request = max(1, min(limits["max_query_batch"], limits["max_hits"] // k,
+                                 int(BODY_FILL * limits["max_body_bytes"]) // _vector_bytes(self.dim)))
+        parts = []
+        for start in range(0, len(q), per_request):
+            answer = self._http.post(f"{self._path}/query", {
+                "vectors": encode_array(q[start:start + per_request]), "k": k, "where": where, "index": index,
+                "params": query_params, "with_recall": with_recall, "include_metadata": include_metadata})
+            parts.append(_search_result(answer, k))
+        return parts[0] if len(parts) == 1 else _concatenate(parts)
+
+    # ================================================================== indexes
+    def create_index(self, type: str, *, default: bool = True, **params: Any) -> dict[str, Any]:
+        """Build (or rebuild) an index on the server and wait for it; returns its config, ``build_s`` and
+        ``count``.  Queries to the server go on meanwhile."""
+        status = self._http.post(f"{self._path}/index",
+                                 {"type": type, "params": params, "default": default, "wait": True})
+        if status.get("state") == "failed":
+            raise rebuild_error(None, {"error": status.get("error") or {}})
+        return status.get("config") or {"type": type}
+
+    def index_status(self) -> dict[str, Any]:
+        """The server's status of this collection's last index build."""
+        return self._http.get(f"{self._path}/index")
+
+    def drop_index(self, type: str) -> None:
+        self._http.post(f"{self._path}/index/drop", {"type": type})
+
+    def create_metadata_index(self, key: str) -> None:
+        """A B-tree on one metadata key, so filters on it stop scanning every point.  Idempotent."""
+        self._http.post(f"{self._path}/metadata-indexes", {"key": key})
+
+    def tune(self, index: str | None = None, target_recall: float = 0.95, k: int = 10, *, sample: int = 200,
+             apply: bool = True):
+        """Find the cheapest query parameter of an index that reaches ``target_recall`` (``Collection.tune``)."""
+        from ..tune import TuneReport
+
+        answer = self._http.post(f"{self._path}/tune", {"index": index, "target_recall": target_recall, "k": k,
+                                                         "sample": sample, "apply": apply})
+        return TuneReport(**answer)
+
+    def flush(self) -> None:
+        """Nothing to do: the server owns the index files."""
+
+    def close(self) -> None:
+        """Nothing to do: see ``Client.close``."""
+
+    # ================================================================== batching
+    def _batches(self, row_bytes: list[int]):
+        """Slices of rows whose requests stay under the server's limits (bytes and rows)."""
+        limits = self._client.limits
+        budget, max_rows = BODY_FILL * limits["max_body_bytes"], limits["max_batch"]
+        start, size = 0, 0
+        for row, cost in enumerate(row_bytes):
+            if row > start and (size + cost > budget or row - start >= max_rows):
+                yield slice(start, row)
+                start, size = row, 0
+            size += cost
+        yield slice(start, len(row_bytes))
+
+    def _id_batches(self, n: int):
+        step = self._client.limits["max_batch"]
+        return [slice(start, start + step) for start in range(0, n, step)]
+
+
+def _vector_bytes(dim: int) -> int:
+    return (4 * dim * 4 + 2) // 3  # base64 of dim float32
+
+
+def _search_result(answer: dict[str, Any], k: int) -> SearchResult:
+    n = len(answer["ids"])
+    ids = np.empty((n, k), dtype=object)
+    for i, row in enumerate(answer["ids"]):
+        ids[i, :] = row
+    metadatas = answer["metadatas"]
+    return SearchResult(
+        ids=ids,
+        distances=decode_array(answer["distances"], ndim=2),
+        similarities=decode_array(answer["similarities"], ndim=2),
+        metadatas=metadatas if metadatas is not None else [[None] * k for _ in range(n)],
+        true_knn=None if answer["true_knn"] is None else np.asarray(answer["true_knn"], dtype=bool).reshape(n, k),
+        recall=None if answer["recall"] is None else np.asarray(answer["recall"], dtype=np.float64),
+        stats=answer["stats"],
+    )
+
+
+def _concatenate(parts: list[SearchResult]) -> SearchResult:
+    """One result of the batch sent in several requests."""
+    first = parts[0]
+    stats = dict(first.stats)
+    for key in ("search_ms", "exact_ms"):
+        if key in stats:
+            stats[key] = sum(part.stats.get(key, 0.0) for part in parts)
+    return SearchResult(
+        ids=np.concatenate([p.ids for p in parts]),
+        distances=np.concatenate([p.distances for p in parts]),
+        similarities=np.concatenate([p.similarities for p in parts]),
+        metadatas=[row for p in parts for row in p.metadatas],
+        true_knn=None if first.true_knn is None else np.concatenate([p.true_knn for p in parts]),
+        recall=None if first.recall is None else np.concatenate([p.recall for p in parts]),
+        stats=stats,
+    )
