@@ -32,7 +32,8 @@ one (`X-API-Key` header or `Authorization: Bearer`).  `lookalike.Client` speaks 
 def create_app(db: str | Path | ServerConfig, **options: Any) -> FastAPI:
     """The app serving the database at ``db`` (a path, or a full ``ServerConfig``); ``options`` are
     ``ServerConfig`` fields: ``api_key``, ``cors_origins``, ``max_body_bytes``, ``max_upload_bytes``,
-    ``max_image_pixels``, ``query_log``, ``preload``."""
+    ``max_image_pixels``, ``query_log``, ``preload``, and for a sharded database ``ray_address`` / ``n_shards``
+    (a directory holding a sharded manifest is served sharded, on a local Ray unless ``ray_address`` says)."""
     config = db if isinstance(db, ServerConfig) else ServerConfig(db_path=Path(db), **options)
     state = ServerState(config)
 

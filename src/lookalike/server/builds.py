@@ -12,6 +12,11 @@ A build must not stop the search page, so it never touches the serving ``Collect
 3. When the child exits, the worker thread opens a fresh ``Collection`` on the same path and warms it (it loads the
    new index files and catches up with writes made since) outside the lock; then the handle swaps it in under the
    lock, in microseconds.  ``GET /index`` reports the state and the build time all along.
+
+A sharded collection (``lookalike.distributed``) has no files here to build from: its worker thread calls
+``create_index(..., online=True)``, which builds in Ray actors beside the shards (over the same shard directories)
+while the shards keep answering, then has every shard reload its files.  The thread only waits for that, then warms
+the new index and updates the handle; it needs no swap, since the shared collection object stays the same.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, LookalikeError
 from ..index.registry import from_config
 from .errors import BuildInProgressError
 
@@ -36,6 +41,7 @@ log = logging.getLogger("lookalike.server")
 
 IDLE, BUILDING, DONE, FAILED = "idle", "building", "done", "failed"
 STDERR_TAIL = 2000  # characters of a failed build's stderr kept in its status
+SHUTDOWN_WAIT_S = 60.0  # how long shutdown waits for a sharded build (its actors cannot be told to stop midway)
 
 
 class BuildManager:
@@ -99,10 +105,14 @@ class BuildManager:
         t0 = time.perf_counter()
         outcome: dict[str, Any]
         try:
-            result = self._build_in_child(handle, index_type, params, default)
             from .state import open_collection, warm_collection
 
-            db, col = open_collection(handle.db_path, handle.name)
+            if handle.sharded:
+                result = self._build_online(handle, index_type, params, default)
+                db, col = handle.db, handle.collection
+            else:
+                result = self._build_in_child(handle, index_type, params, default)
+                db, col = open_collection(handle.db_path, handle.name)
             loaded = warm_collection(col)
             handle.swap(db, col, loaded)
             outcome = {"state": DONE, "build_s": result.get("build_s"), "count": result.get("count"),
@@ -138,13 +148,33 @@ class BuildManager:
                            "message": f"the build process exited with status {process.returncode}: "
                                       f"{err.strip()[-STDERR_TAIL:] or 'no output'}"})
 
+    @staticmethod
+    def _build_online(handle: "CollectionHandle", index_type: str, params: dict[str, Any],
+                      default: bool) -> dict[str, Any]:
+        """Build the index of a sharded collection in actors beside its shards (they keep answering queries)."""
+        try:
+            result = handle.collection.create_index(index_type, default=default, online=True, **params)
+        except LookalikeError as exc:
+            raise BuildFailed({"type": exc.type_name, "message": str(exc)}) from None
+        return json.loads(json.dumps(result, default=str))  # plain JSON, as the child process's answer is
+
+    def running(self) -> bool:
+        """Whether a build is still going on."""
+        with self._lock:
+            return any(thread.is_alive() for thread in self._threads.values())
+
     def close(self) -> None:
-        """Stop builds still running (server shutdown): their index is simply not swapped in."""
+        """Stop builds still running (server shutdown): their index is simply not swapped in.  A sharded build
+        cannot be stopped midway, so it is waited for (up to SHUTDOWN_WAIT_S) before the shards are closed."""
         with self._lock:
             processes = list(self._processes.values())
+            threads = list(self._threads.values()) if self.state.sharded else []
         for process in processes:
             if process.poll() is None:
                 process.terminate()
+        deadline = time.monotonic() + SHUTDOWN_WAIT_S
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class BuildFailed(Exception):

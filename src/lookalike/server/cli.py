@@ -33,7 +33,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--create", action="store_true",
                         help="create an empty database at --db when there is none (to fill it through the API or "
-                             "lookalike.Client)")
+                             "lookalike.Client); with --ray-address, a sharded one of --shards shards")
+    try:  # --ray-address / --shards: a sharded database on Ray (lookalike.distributed; Ray itself loads later)
+        from ..distributed.cli import add_shard_arguments
+    except ImportError:  # pragma: no cover - a build without lookalike.distributed serves single-node databases
+        return
+    add_shard_arguments(parser)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -46,7 +51,9 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     db_path = Path(args.db)
-    problem = prepare_database(db_path, create=getattr(args, "create", False))
+    ray_address, n_shards = getattr(args, "ray_address", None), getattr(args, "shards", None)
+    problem = prepare_database(db_path, create=getattr(args, "create", False), ray_address=ray_address,
+                               n_shards=n_shards)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -58,9 +65,15 @@ def run_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         db_path=db_path, api_key=api_key, cors_origins=list(args.cors_origin),
         max_upload_bytes=int(args.max_upload_mb * MiB), max_body_bytes=int(args.max_body_mb * MiB),
-        query_log=not args.no_query_log, preload=not args.no_preload,
+        query_log=not args.no_query_log, preload=not args.no_preload, ray_address=ray_address, n_shards=n_shards,
     )
-    serve(config, args.host, args.port, log_level=args.log_level)
+    from ..errors import LookalikeError
+
+    try:
+        serve(config, args.host, args.port, log_level=args.log_level)
+    except (ImportError, LookalikeError) as exc:  # Ray missing, a shard count that does not match, ...
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -84,19 +97,36 @@ def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_lev
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
 
 
-def prepare_database(db_path: Path, *, create: bool = False) -> str | None:
-    """None when ``db_path`` is a database to serve (created first, empty, with ``create``); else the problem."""
-    if (db_path / "lookalike.json").is_file():
+def prepare_database(db_path: Path, *, create: bool = False, ray_address: str | None = None,
+                     n_shards: int | None = None) -> str | None:
+    """None when ``db_path`` is a database to serve (created first, empty, with ``create``); else the problem.
+    With ``ray_address`` (or a sharded manifest at ``db_path``) the database is a sharded one."""
+    from ..distributed.layout import MANIFEST
+
+    if (db_path / MANIFEST).is_file():
         return None
+    if (db_path / "lookalike.json").is_file():
+        if ray_address is not None or n_shards is not None:
+            return (f"{db_path} is a single-node database: serve it without --ray-address / --shards (or ingest its "
+                    "points into a sharded one)")
+        return None
+    if ray_address is None and n_shards is not None:
+        return "--shards makes a sharded database: add --ray-address (local, auto or ray://host:10001)"
     if not create:
         return (f"{db_path} is not a lookalike database: build one first (lookalike demo --db {db_path}), or pass "
                 "--create to serve an empty one")
-    from ..database import Database
-    from ..errors import StorageFormatError
+    from ..errors import LookalikeError
 
     try:
-        Database(db_path).close()
-    except StorageFormatError as exc:  # a directory that is not empty and not ours: never written into
+        if ray_address is not None:
+            from ..distributed.layout import open_layout
+
+            open_layout(db_path, n_shards)  # the manifest only: the shard actors create their directories
+        else:
+            from ..database import Database
+
+            Database(db_path).close()
+    except LookalikeError as exc:  # a directory that is not empty and not ours: never written into
         return str(exc)
     return None
 

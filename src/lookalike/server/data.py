@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 
-from ..errors import InvalidInputError, InvalidKError
+from ..errors import InvalidInputError, InvalidKError, InvalidParameterError
 from .._validation import check_k
 from .errors import BuildInProgressError
 from .protocol import decode_array, encode_array
@@ -173,6 +173,10 @@ def tune(name: str, body: TuneRequest, request: Request) -> dict[str, Any]:
     from dataclasses import asdict
 
     handle = get_state(request).handle(name)
+    if handle.sharded:
+        raise InvalidParameterError(
+            f"tune is not offered on the sharded collection {name!r} (each shard would tune its own part): pass "
+            "nprobe / ef with each query, and measure with with_recall to pick the smallest that meets your target")
     with handle.lock:
         index = handle.resolve_index(body.index)
         report = handle.collection.tune(index, body.target_recall, body.k, sample=body.sample, apply=body.apply)

@@ -12,10 +12,10 @@ from fastapi import APIRouter, Depends, File, Form, Query as QueryParam, Request
 from fastapi.responses import JSONResponse
 
 from .. import __version__
-from ..database import SQLITE_FILE, Database
+from ..database import SQLITE_FILE
 from ..errors import IdNotFoundError, InvalidFilterError, InvalidParameterError, LookalikeError
 from .errors import PayloadTooLargeError
-from .facets import collection_facets
+from .facets import collection_facets, sharded_facets
 from .media import decode_upload, item_png, sha256_hex
 from .schemas import (
     MAX_BATCH,
@@ -47,6 +47,7 @@ def health(request: Request) -> dict[str, Any]:
     state = get_state(request)
     return {"status": "ok", "version": __version__, "collections": len(state.collection_names()),
             "auth_required_for_writes": state.config.api_key is not None, "query_log": state.query_log is not None,
+            "sharded": state.sharded,
             "limits": {"max_body_bytes": state.config.max_body_bytes, "max_batch": MAX_BATCH, "max_k": MAX_K,
                        "max_query_batch": MAX_QUERY_BATCH, "max_hits": MAX_HITS}}
 
@@ -68,7 +69,7 @@ def create_collection(body: CreateCollectionRequest, request: Request, response:
         if body.embedder.partition(":")[0] not in available_embedders():
             raise UnknownEmbedderError(f"unknown embedder {body.embedder!r}: available are {sorted(available_embedders())}")
     existed = body.exist_ok and body.name in state.collection_names()
-    with Database(state.db_path, create=False) as db:  # its own object: the catalog never holds a collection open
+    with state.open_database() as db:  # its own object: the catalog never holds a collection open
         db.create_collection(body.name, body.dim, body.metric, embedder=body.embedder, exist_ok=body.exist_ok)
     if existed:
         response.status_code = 200
@@ -84,6 +85,10 @@ def get_collection(name: str, request: Request) -> dict[str, Any]:
 def facets(name: str, request: Request) -> dict[str, Any]:
     """Metadata fields with few distinct values (class, colour, ...) and their counts, for filters."""
     handle = get_state(request).handle(name)
+    if handle.sharded:
+        with handle.lock:
+            version = handle.collection.info()["version"]
+        return {"collection": name, "facets": sharded_facets(handle.db, name, version)}
     return {"collection": name, "facets": collection_facets(handle.db_path / "collections" / name / SQLITE_FILE)}
 
 
@@ -111,7 +116,8 @@ def collection_info(handle: CollectionHandle) -> dict[str, Any]:
                for name, cfg in info["indexes"].items()]
     return {"name": info["name"], "count": info["count"], "dim": info["dim"], "metric": info["metric"],
             "embedder": info["embedder"], "indexes": indexes, "default_index": info["default_index"],
-            "version": info["version"], "metadata_indexes": info["metadata_indexes"]}
+            "version": info["version"], "metadata_indexes": info["metadata_indexes"],
+            "n_shards": info.get("n_shards"), "shard_counts": info.get("shard_counts")}
 
 
 # ----------------------------------------------------------------------------------------------------------- search

@@ -100,6 +100,8 @@ class CollectionInfo(BaseModel):
     default_index: str
     version: int | None = Field(None, description="data version: goes up with every committed write")
     metadata_indexes: list[str] = Field(default_factory=list, description="the expression indexes on metadata keys")
+    n_shards: int | None = Field(None, description="shards of a sharded collection (null for a single-node one)")
+    shard_counts: list[int] | None = Field(None, description="points per shard of a sharded collection")
 
 
 class CreateCollectionRequest(Strict):

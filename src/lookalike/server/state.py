@@ -7,6 +7,12 @@ photo search) happens before the lock is taken, under the embedder's own lock (t
 
 Index rebuilds never run on the serving object (see ``builds.py``): a separate process builds and saves the index,
 then a fresh ``Collection`` opened on the same files is warmed up outside the lock and swapped in under it.
+
+Sharded databases.  A directory holding a sharded manifest (``lookalike.distributed``), or any directory when a Ray
+address is given, is served through one ``ShardedDatabase`` for the whole process: each open of one starts its own
+shard actors, so ``DatabaseOpener`` opens it once and lends it out wrapped in ``SharedDatabase``, whose ``close()``
+does nothing (the real close comes at server shutdown).  Its collections have the ``Collection`` API, so routes
+serve them unchanged; index builds run in the shards' own build actors instead of a child process.
 """
 
 from __future__ import annotations
@@ -21,7 +27,14 @@ import numpy as np
 
 from ..collection import Collection
 from ..database import Database, check_name
-from ..errors import CollectionNotFoundError, EmbedderMismatchError, LookalikeError
+from ..distributed.layout import MANIFEST as SHARDED_MANIFEST  # layout.py does not import Ray
+from ..errors import (
+    CollectionNotFoundError,
+    EmbedderMismatchError,
+    InvalidParameterError,
+    LookalikeError,
+    StorageFormatError,
+)
 from .errors import BuildInProgressError, NoEmbedderError
 from .querylog import LOG_FILE, QueryLog
 
@@ -40,16 +53,22 @@ class ServerConfig:
     max_image_pixels: int = 40_000_000  # decoded size of an uploaded photo (a decompression bomb stops here)
     query_log: bool = True
     preload: bool = True  # load indexes and embedders at start-up rather than on the first query
+    ray_address: str | None = None  # serve a sharded database on Ray: "local" (start or join a local Ray), "auto",
+    #                                 "ray://host:10001"; None serves a sharded directory on a local Ray, else plain
+    n_shards: int | None = None  # the shard count a sharded database must have (None: whatever its manifest says)
+    actor_options: Any = None  # a sharded database's shard actor options (a dict, or a function of the shard number),
+    #                            e.g. to pin shard i to the node holding its directory; as ShardedDatabase takes them
 
 
 class CollectionHandle:
     """The serving ``Collection`` of one name, its lock, and which of its indexes are loaded in memory."""
 
-    def __init__(self, db_path: Path, name: str):
+    def __init__(self, db_path: Path, name: str, opener: "DatabaseOpener | None" = None):
         self.name = name
         self.db_path = db_path
+        self.sharded = opener is not None and opener.sharded
         self.lock = threading.RLock()
-        self.db, self._collection = open_collection(db_path, name)
+        self.db, self._collection = open_collection(db_path, name, opener)
         self.loaded: set[str] = set()  # indexes known to be in memory: querying them never reads index files
         self.fallback_index = "flat"  # what a default query uses while its default index is first being built
         self.building: str | None = None  # index type a build process is working on
@@ -105,10 +124,76 @@ class CollectionHandle:
             self.db.close()
 
 
-def open_collection(db_path: Path, name: str) -> tuple[Database, Collection]:
-    """A Database object of its own for one collection, so that handles never share a SQLite connection."""
-    db = Database(db_path, create=False)
+def open_collection(db_path: Path, name: str, opener: "DatabaseOpener | None" = None) -> tuple[Database, Collection]:
+    """A Database object of its own for one collection, so that handles never share a SQLite connection (for a
+    sharded database: the shared one, see ``DatabaseOpener``)."""
+    db = opener() if opener is not None else Database(db_path, create=False)
     return db, db.get_collection(name)
+
+
+class SharedDatabase:
+    """The process's one ``ShardedDatabase``, lent out: everything passes through but ``close``, which does nothing
+    (closing it would stop the shard actors every handle uses; ``DatabaseOpener.close`` does that at shutdown)."""
+
+    def __init__(self, database: Any):
+        self._database = database
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._database, name)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "SharedDatabase":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+class DatabaseOpener:
+    """How the server opens its database, wherever it needs one (the catalog, each handle, collection creation).
+
+    Single-node: a new ``Database(path, create=False)`` per call.  Sharded (the directory holds a sharded manifest,
+    or ``ray_address`` is set): the one ``ShardedDatabase`` opened here, wrapped in ``SharedDatabase``."""
+
+    def __init__(self, config: ServerConfig):
+        self.path = Path(config.db_path)
+        self._shared = None
+        if config.ray_address is not None or (self.path / SHARDED_MANIFEST).is_file():
+            self._shared = open_sharded(self.path, config.ray_address, config.n_shards, config.actor_options)
+
+    @property
+    def sharded(self) -> bool:
+        return self._shared is not None
+
+    def __call__(self) -> Any:
+        if self._shared is None:
+            return Database(self.path, create=False)
+        return SharedDatabase(self._shared)
+
+    def close(self, *, flush: bool = True) -> None:
+        """Stop the shard actors (server shutdown); ``flush`` False while a build may still be writing index files
+        (a flush would save the shards' older in-memory indexes over them)."""
+        if self._shared is not None:
+            self._shared.close(flush=flush)
+
+
+def open_sharded(path: Path, ray_address: str | None, n_shards: int | None, actor_options: Any = None) -> Any:
+    """The ``ShardedDatabase`` at ``path`` (``lookalike serve --create`` writes the manifest of a new one first):
+    ``ray_address`` "local" or None starts or joins a local Ray."""
+    if not (path / SHARDED_MANIFEST).is_file():
+        if (path / "lookalike.json").is_file():
+            raise InvalidParameterError(
+                f"{path} is a single-node database: serve it without a Ray address, or ingest its points into a "
+                "sharded one (lookalike shards ingest)")
+        raise StorageFormatError(
+            f"{path} is not a sharded lookalike database (no {SHARDED_MANIFEST}): create one first (lookalike "
+            "shards create, or lookalike serve --create --shards N)")
+    from ..distributed import ShardedDatabase  # ImportError with the pip command when Ray is not installed
+
+    address = None if ray_address in (None, "local") else ray_address
+    return ShardedDatabase(path, n_shards=n_shards, address=address, actor_options=actor_options)
 
 
 def warm_collection(col: Collection) -> set[str]:
@@ -148,7 +233,8 @@ class ServerState:
     def __init__(self, config: ServerConfig):
         self.config = config
         self.db_path = Path(config.db_path)
-        self.catalog = Database(self.db_path, create=False)  # lists collections; never opens one
+        self.open_database = DatabaseOpener(config)
+        self.catalog = self.open_database()  # lists collections; never opens one
         self._handles: dict[str, CollectionHandle] = {}
         self._handles_lock = threading.Lock()
         self.query_log = self._open_query_log() if config.query_log else None
@@ -175,7 +261,7 @@ class ServerState:
                 return handle
             if name not in self.collection_names():
                 raise CollectionNotFoundError(f"no collection {name!r}; existing: {self.collection_names() or 'none'}")
-            handle = self._handles[name] = CollectionHandle(self.db_path, name)
+            handle = self._handles[name] = CollectionHandle(self.db_path, name, self.open_database)
             return handle
 
     def drop(self, name: str) -> None:
@@ -227,6 +313,10 @@ class ServerState:
                 return embedder.embed_texts(texts)
             return embedder.embed_images(images)
 
+    @property
+    def sharded(self) -> bool:
+        return self.open_database.sharded
+
     def close(self) -> None:
         self.builds.close()
         with self._handles_lock:
@@ -239,3 +329,4 @@ class ServerState:
                 log.warning("closing %s: %s", handle.name, exc)
         if self.query_log is not None:
             self.query_log.close()
+        self.open_database.close(flush=not self.builds.running())
