@@ -136,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--type", required=True)
     d.set_defaults(handler=cmd_index_drop)
 
+    p = sub.add_parser("train-image-tower", help="train the default embedder's image tower on Fashion-MNIST (seeded)")
+    p.add_argument("--out", help="weights file to write (default: the package's models/fmnist_image_tower.safetensors)")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--limit", type=int, help="train on the first N images only (a quick check)")
+    p.set_defaults(handler=cmd_train_image_tower)
+
     p = sub.add_parser("tune", help="pick the cheapest query parameter reaching a recall target", parents=[db])
     p.add_argument("name")
     p.add_argument("--index", help="index to tune (default: the collection's default)")
@@ -332,6 +340,14 @@ def cmd_index_drop(args) -> int:
     return 0
 
 
+def cmd_train_image_tower(args) -> int:
+    from .embed.image_tower import train_image_tower
+
+    result = train_image_tower(args.out, epochs=args.epochs, seed=args.seed, threads=args.threads, limit=args.limit)
+    print(result)
+    return 0
+
+
 def cmd_tune(args) -> int:
     with _open(args) as db:
         report = db.get_collection(args.name).tune(args.index, args.target, args.k, sample=args.sample,
@@ -368,7 +384,7 @@ def cmd_ingest(args) -> int:
         source = FolderSource(path, csv_path=args.csv, limit=args.limit)
     else:
         raise InvalidInputError(f"--source must be fashion-mnist, hm:DIR or folder:DIR, got {args.source!r}")
-    kwargs = {"allow_download": True} if args.allow_download else {}
+    kwargs = {"allow_download": True} if args.allow_download and args.embedder.startswith("clip") else {}
     embedder = get_embedder(args.embedder, **kwargs)
     with _open(args) as db:
         col = catalog_collection(db, args.name, embedder)

