@@ -2,16 +2,17 @@
 models", 2015).
 
 Build.  Each tree splits the points recursively until a node holds at most ``leaf_size`` of them.  A split draws
-two points of the node and cuts with the hyperplane equidistant to them: the perpendicular bisector for l2, the
-plane through the origin bisecting their angle for cosine (and dot, whose directions are split the same way).
-Because the split follows the data, dense regions get small cells.  Trees are independent, so they are grown in
-parallel, one seeded random stream per tree.
+two points of the node, moves them by a few steps of 2-means over the node's points (as Annoy's code does, so the
+cut falls between groups rather than through one), and cuts with the hyperplane equidistant to them: the
+perpendicular bisector for l2, the plane through the origin bisecting their angle for cosine (and dot, whose
+directions are split the same way).  Because the split follows the data, dense regions get small cells.  Trees
+are independent, so they are grown in parallel, one seeded random stream per tree.
 
 Search.  All trees are searched at once with one priority queue: a node's priority is the smallest margin
 (signed distance to a splitting plane) met on the way to it, so the queue opens first the leaves the query is
 deep inside and then the ones across the nearest planes, in whichever tree they are.  It stops when ``search_k``
-distinct candidates have been gathered; they are ranked by their exact distance.  ``search_k=-1`` means
-``n_trees * k * SEARCH_K_FACTOR``.
+candidates have been gathered (counting a point once per tree it came from, as Annoy counts); the distinct ones
+are ranked by their exact distance.  ``search_k=-1`` means ``n_trees * k * SEARCH_K_FACTOR``.
 
 Incremental add.  New rows are routed down every tree and linked into the leaf they fall into (leaves grow past
 ``leaf_size`` meanwhile); once the index has doubled since the last build the forest is rebuilt from the live
@@ -32,11 +33,14 @@ from ..errors import InvalidParameterError
 from ..kernels import trees
 from .base import GrowableArray, Index
 
-#: search_k=-1 explores ``n_trees * k * SEARCH_K_FACTOR`` candidates (Annoy's default is n_trees * k, which with
-#: small leaves stops before the queue has crossed any plane; 4x gives recall@10 around 0.9 on clustered data).
+#: search_k=-1 gathers ``n_trees * k * SEARCH_K_FACTOR`` candidates.  Annoy's default is n_trees * k, but its
+#: leaves hold ~100 points; with ours 4x that gave recall@10 0.94 on bench/bench_lsh_rpf.py's 100k x 128
+#: mixture (spread 0.15; data with little neighbour structure, spread 0.3, needs far more).
 SEARCH_K_FACTOR = 4
 #: trees grown per parallel call; bounds the scratch of the build to TREE_BATCH * n rows of int32
 TREE_BATCH = 8
+#: batches smaller than this are searched on the calling thread
+PARALLEL_FROM = 4
 _FOREST_ARRAYS = ("planes", "offsets", "children", "roots", "leaf_starts", "leaf_rows", "extra_head")
 
 
@@ -74,44 +78,50 @@ class RPForestIndex(Index):
         parts = []
         for first in range(0, self.n_trees, TREE_BATCH):
             parts.extend(self._grow_batch(rows, seeds[first : first + TREE_BATCH]))
-        self._forest = _concatenate_trees(parts, len(rows))
-        n_internal = len(self._forest["children"])
-        split_pairs = np.concatenate([p["split_pairs"] for p in parts]) if parts else np.zeros((0, 2), np.int32)
-        planes = np.empty((n_internal, self.dim), dtype=np.float32)
-        offsets = np.empty(n_internal, dtype=np.float32)
-        trees.fill_planes(self.vectors, split_pairs, self._is_l2, planes, offsets)
-        self._forest.update(planes=planes, offsets=offsets)
+        self._forest = {name: trees.read_only(a) for name, a in _concatenate_trees(parts, len(rows)).items()}
         self._extra_next = GrowableArray((), np.int64)
         self._extra_row = GrowableArray((), np.int64)
         self._built_rows = self.n_rows
 
     def _grow_batch(self, rows: np.ndarray, seeds: np.ndarray) -> list[dict[str, Any]]:
-        n, n_trees = len(rows), len(seeds)
-        most_internal = max(n - 1, 0)  # every split leaves points on both sides
-        children = np.empty((n_trees, most_internal, 2), dtype=np.int32)
-        split_pairs = np.empty((n_trees, most_internal, 2), dtype=np.int32)
-        leaf_starts = np.empty((n_trees, n + 1), dtype=np.int64)
-        shapes = np.empty((n_trees, 3), dtype=np.int64)
-        leaf_rows = trees.grow_trees(
-            self.vectors, rows, self._is_l2, self.leaf_size, seeds, children, split_pairs, leaf_starts, shapes
-        )
-        return [
-            {
-                "root": int(root),
-                "children": children[t, :n_internal].copy(),
-                "split_pairs": split_pairs[t, :n_internal].copy(),
-                "leaf_starts": leaf_starts[t, : n_leaves + 1].copy(),
-                "leaf_rows": leaf_rows[t],
-            }
-            for t, (root, n_internal, n_leaves) in enumerate(shapes)
-        ]
+        """Grow trees in parallel; a tree that outgrows the room guessed for its splits is grown again with
+        twice the room (balanced splits need about 2n / leaf_size, so that is rare)."""
+        n = len(rows)
+        room = split_room(n, self.leaf_size)
+        grown: dict[int, dict[str, Any]] = {}
+        pending = np.arange(len(seeds))
+        while len(pending):
+            batch = seeds[pending]
+            children = np.empty((len(batch), room, 2), dtype=np.int32)
+            planes = np.empty((len(batch), room, self.dim), dtype=np.float32)
+            offsets = np.empty((len(batch), room), dtype=np.float32)
+            leaf_starts = np.empty((len(batch), n + 1), dtype=np.int64)
+            shapes = np.empty((len(batch), 4), dtype=np.int64)
+            leaf_rows = trees.grow_trees(
+                self.vectors, rows, self._is_l2, self.leaf_size, batch, children, planes, offsets, leaf_starts,
+                shapes,
+            )
+            for t, (root, n_internal, n_leaves, complete) in enumerate(shapes):
+                if complete:
+                    grown[int(pending[t])] = {
+                        "root": int(root),
+                        "children": children[t, :n_internal].copy(),
+                        "planes": planes[t, :n_internal].copy(),
+                        "offsets": offsets[t, :n_internal].copy(),
+                        "leaf_starts": leaf_starts[t, : n_leaves + 1].copy(),
+                        "leaf_rows": leaf_rows[t],
+                    }
+            pending = np.array([i for i in pending if i not in grown], dtype=np.int64)
+            room = min(max(n - 1, 0), 2 * room)  # n - 1 always suffices: a split leaves points on both sides
+        return [grown[i] for i in range(len(seeds))]
 
     def _insert(self, rows: np.ndarray) -> None:
         """Link new rows into the leaf they reach in every tree (Annoy-style insertion without re-splitting)."""
         f = self._forest
         if not f["extra_head"].flags.writeable:  # memory-mapped after load(mmap=True)
             f["extra_head"] = np.array(f["extra_head"])
-        leaves = trees.route_rows(self.vectors, rows, f["planes"], f["offsets"], f["children"], f["roots"])
+        leaves = trees.route_rows(trees.read_only(self.vectors), rows, f["planes"], f["offsets"], f["children"],
+                                  f["roots"])
         first_slot = len(self._extra_row)
         placeholder = np.full(leaves.size, -1, dtype=np.int64)
         self._extra_row.extend(placeholder)
@@ -125,15 +135,24 @@ class RPForestIndex(Index):
     def _search_rows(self, queries: np.ndarray, k: int, mask: np.ndarray | None, search_k: int = -1):
         search_k = self._check_search_k(search_k, k)
         f = self._forest
+        stored = len(f["leaf_rows"]) + len(self._extra_row)
+        search_k = max(min(search_k, stored), 1)  # never more room than candidates exist
         if mask is None:
             mask = np.ones(self.n_rows, dtype=np.bool_)
-        rows, raw, computed = trees.forest_search(
-            queries, self.vectors, mask, f["planes"], f["offsets"], f["children"], f["roots"], f["leaf_starts"],
-            f["leaf_rows"], f["extra_head"], self._extra_next.view, self._extra_row.view, k, search_k, self._is_l2,
-            numba.get_num_threads(),
-        )
-        self.last_stats = {"search_k": search_k, "distance_computations": int(computed.sum()),
-                           "mean_candidates": float(computed.mean())}
+        rows = np.empty((len(queries), k), dtype=np.int64)
+        raw = np.empty((len(queries), k), dtype=np.float32)
+        computed = np.zeros(len(queries), dtype=np.int64)
+        ro = trees.read_only
+        forest = (ro(self.vectors), mask, f["planes"], f["offsets"], f["children"], f["roots"], f["leaf_starts"],
+                  f["leaf_rows"], ro(f["extra_head"]), ro(self._extra_next.view), ro(self._extra_row.view), search_k,
+                  self._is_l2)
+        if len(queries) < PARALLEL_FROM:  # a thread team costs more than it saves on a query or two
+            trees.forest_search_range(queries, 0, len(queries), *forest, rows, raw, computed)
+        else:
+            trees.forest_search(queries, *forest, rows, raw, computed, numba.get_num_threads())
+        total = int(computed.sum())
+        self.last_stats = {"search_k": search_k, "distance_computations": total,
+                           "mean_distance_computations": total / len(queries)}
         return rows, raw
 
     def _check_search_k(self, search_k: Any, k: int) -> int:
@@ -156,7 +175,7 @@ class RPForestIndex(Index):
     def _restore(self, state: dict[str, np.ndarray], extra: dict[str, Any]) -> None:
         if "planes" not in state:
             return
-        self._forest = {name: state[name] for name in _FOREST_ARRAYS}
+        self._forest = {name: trees.read_only(state[name]) for name in _FOREST_ARRAYS}
         self._extra_next = GrowableArray((), np.int64, state["extra_next"])
         self._extra_row = GrowableArray((), np.int64, state["extra_row"])
         self._built_rows = int(extra["built_rows"])
@@ -166,6 +185,11 @@ class RPForestIndex(Index):
         if self._forest is None:
             return 0
         return sum(a.nbytes for a in self._forest.values()) + self._extra_next.view.nbytes * 2
+
+
+def split_room(n: int, leaf_size: int) -> int:
+    """Internal nodes to make room for in a tree over n points: leaves end up between half full and full."""
+    return min(max(n - 1, 0), 4 * n // leaf_size + 64)
 
 
 def _concatenate_trees(parts: list[dict[str, Any]], n_rows: int) -> dict[str, np.ndarray]:
@@ -185,5 +209,7 @@ def _concatenate_trees(parts: list[dict[str, Any]], n_rows: int) -> dict[str, np
         "children": np.concatenate(children) if children else np.zeros((0, 2), np.int32),
         "leaf_starts": np.concatenate(leaf_starts).astype(np.int64),
         "leaf_rows": np.concatenate([p["leaf_rows"] for p in parts]).astype(np.int32),
+        "planes": np.concatenate([p["planes"] for p in parts]),
+        "offsets": np.concatenate([p["offsets"] for p in parts]),
         "extra_head": np.full(leaves_before, -1, dtype=np.int64),
     }
