@@ -25,6 +25,7 @@ _GRIDS = {
     "hnsw": ("ef", lambda ix: [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024]),
     "rp_forest": ("search_k", lambda ix: [_param(ix, "n_trees", 10) * 10 * f for f in _powers(1, 256)]),
     "lsh": ("n_probes", lambda ix: _powers(1, 1024)),
+    "sq8": ("rerank", lambda ix: _powers(1, 64)),
 }
 
 
