@@ -98,6 +98,39 @@ def test_single_and_batch_search_agree(built):
         np.testing.assert_allclose(one.distances[0], batch.distances[i], rtol=1e-6)
 
 
+@pytest.mark.parametrize("metric", ["l2", "cosine", "dot"])
+def test_the_single_query_short_way_answers_as_the_general_path(metric):
+    from lookalike.index.base import Index
+
+    x, q = data_and_queries(n=800)
+    index = HNSWIndex(DIM, metric, M=8, ef_construction=48)
+    index.add(x, np.arange(800) * 5 + 1)
+    for row, k, params in ((q[0], 10, {}), (q[1][None, :], 3, {"ef": 16}), (q[2], 900, {"ef": 20})):
+        fast = index.search(row, k, **params)
+        general = Index.search(index, row, k, **params)
+        np.testing.assert_array_equal(fast.ids, general.ids)
+        np.testing.assert_array_equal(fast.distances, general.distances)
+    assert (index.search(q[2], 900).ids[0, 800:] == -1).all()
+
+
+def test_the_short_way_leaves_bad_input_to_the_general_checks(built):
+    from lookalike.errors import DimensionMismatchError, InvalidKError, NonFiniteVectorError, ZeroVectorError
+
+    index, _, q = built
+    with pytest.raises(NonFiniteVectorError):
+        index.search(np.full(DIM, np.nan, np.float32), k=3)
+    with pytest.raises(DimensionMismatchError):
+        index.search(np.ones((DIM, 1), np.float32), k=3)
+    with pytest.raises(InvalidKError):
+        index.search(q[0], k=True)
+    with pytest.raises(InvalidParameterError):
+        index.search(q[0], k=3, ef=True)
+    cosine = HNSWIndex(DIM, "cosine")
+    cosine.add(q)
+    with pytest.raises(ZeroVectorError):
+        cosine.search(np.zeros(DIM, np.float32), k=3)
+
+
 def test_more_ef_does_not_lose_recall(built):
     index, x, q = built
     flat = FlatIndex(DIM, "l2")
