@@ -32,7 +32,7 @@ from .._validation import MAX_K, check_positive_int
 from ..errors import StorageFormatError
 from ..kernels import graph as kernels
 from ..kernels.topk import exact_topk
-from ..metrics import finalize, prepare
+from ..metrics import finalize
 from ..types import SearchResult
 from .base import GrowableArray, Index
 
@@ -120,28 +120,32 @@ class HNSWIndex(Index):
 
     # ------------------------------------------------------------------ reading
     def search(self, queries: Any, k: int = 10, *, allowed_ids: Any = None, **query_params: Any) -> SearchResult:
-        """``Index.search``, with a short way for the case a server sees most: one float32 query, no filter, no
-        tombstone.  Its checks cost a few microseconds, next to tens for the general path, and a graph search
-        takes only tens; the answer is the same (same normalisation, same distances), and any other input,
-        valid or not, takes the general path (which also raises the errors)."""
+        """``Index.search``, with a short way for the case a server sees most: one finite float32 query, no
+        filter, no tombstone.  Its checks cost a few microseconds where the general path spends tens, as much
+        as the graph search itself.  The answer is the general path's (under cosine up to the last bit of the
+        distances: the query is normalised inside the kernel); any other input, valid or not, takes the
+        general path, which also raises the errors."""
         if (allowed_ids is None and type(queries) is np.ndarray and self._n_live == self.n_rows > 0
                 and query_params.keys() <= {"ef"} and type(k) is int and 1 <= k <= MAX_K):
             ef = query_params.get("ef", self.query_defaults["ef"])
             if (type(ef) is int and ef >= 1 and queries.dtype == np.float32 and queries.flags.c_contiguous
                     and 0 < queries.ndim <= 2 and queries.size == queries.shape[-1] == self.dim):
                 total = float(queries.sum())
-                if total - total == 0.0 and (total != 0.0 or not self.spec.normalize):  # finite; not all-zero
-                    return self._search_one(queries.reshape(1, self.dim), k, ef)
+                if total - total == 0.0:  # finite: a NaN or an inf anywhere makes the sum NaN or inf
+                    result = self._search_one(queries.reshape(1, self.dim), k, ef)
+                    if result is not None:
+                        return result
         return super().search(queries, k, allowed_ids=allowed_ids, **query_params)
 
-    def _search_one(self, query: np.ndarray, k: int, ef: int) -> SearchResult:
-        query = prepare(query, self.spec, what="queries")
+    def _search_one(self, query: np.ndarray, k: int, ef: int) -> SearchResult | None:
         vectors, graph, entry, is_ip, tags, epochs, c_keys, c_nodes = self._search_context(True)
         rows, raw = kernels.search_one(query, vectors, graph, entry, k, max(ef, k), is_ip, _NO_MASK, False, tags,
-                                       epochs, c_keys, c_nodes)
-        if rows[0, -1] < 0:  # fewer than k points: pad as the general path does
-            return self._result(rows, raw)
-        return SearchResult(ids=self.labels[rows], distances=finalize(raw, self.spec))
+                                       epochs, c_keys, c_nodes, self.spec.normalize)
+        if rows[0, -1] >= 0:
+            return SearchResult(ids=self.labels[rows], distances=finalize(raw, self.spec))
+        if rows[0, 0] == -2:  # a zero vector under cosine: the general path raises the error
+            return None
+        return self._result(rows, raw)  # fewer than k points: padded as the general path does
 
     def _search_rows(self, queries: np.ndarray, k: int, mask: np.ndarray | None, ef: Any = 64):
         if type(ef) is not int or ef < 1:  # the common case skips the slower generic check

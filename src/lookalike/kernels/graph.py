@@ -510,12 +510,28 @@ def _query_scratch(c_keys, c_nodes, ef, max_degree):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def search_one(q, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags, epochs, c_keys, c_nodes):
-    """One query, no thread pool: the low-overhead path for single searches.  Uses row 0 of the scratch."""
+def search_one(q, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags, epochs, c_keys, c_nodes,
+               normalize=False):
+    """One query, no thread pool: the low-overhead path for single searches.  Uses row 0 of the scratch.
+
+    ``normalize``: scale the query to unit length first (cosine), saving the caller a round of NumPy calls;
+    a query of norm 0 (or one whose squares underflow to 0) is not searched, and out_rows[0, 0] is -2."""
     out_rows = np.full((1, k), -1, dtype=np.int64)
     out_raw = np.full((1, k), np.inf, dtype=np.float32)
+    scale = np.float32(1.0)
+    if normalize:
+        squares = np.float32(0.0)
+        for j in range(q.shape[1]):
+            squares += q[0, j] * q[0, j]
+        if not squares > 0.0:
+            out_rows[0, 0] = -2
+            return out_rows, out_raw
+        scale = np.float32(1.0) / np.sqrt(squares)
+    query = np.empty(q.shape[1], dtype=np.float32)  # a copy: q may be a read-only array
+    for j in range(q.shape[1]):
+        query[j] = q[0, j] * scale
     scratch = _query_scratch(c_keys[0], c_nodes[0], ef, graph[1].shape[1])
-    epochs[0] = search_query(q[0], vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags[0], epochs[0], scratch,
+    epochs[0] = search_query(query, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags[0], epochs[0], scratch,
                              out_rows[0], out_raw[0])
     return out_rows, out_raw
 
