@@ -35,7 +35,6 @@ from .errors import (
 )
 from .evaluation import recall_per_query, true_knn_flags
 from .index.base import Index
-from .index.flat import FlatIndex
 from .index.registry import from_config, get_index_class
 from .metrics import get_metric, normalize_rows, similarity
 from .storage.sqlite import CollectionStore
@@ -128,13 +127,7 @@ class Collection:
         self._write(ids, vectors, metadata, replace=True)
 
     def _write(self, ids: Any, vectors: Any, metadata: Any, *, replace: bool) -> None:
-        ext_ids = check_ids(ids)
-        x = as_matrix(vectors, self.dim)
-        if len(x) != len(ext_ids):
-            raise InvalidInputError(f"got {len(ext_ids)} ids for {len(x)} vectors: pass one id per vector")
-        if self._spec.normalize:
-            normalize_rows(x)  # refuses zero vectors before anything is written
-        metas = check_metadata(metadata, len(ext_ids))
+        ext_ids, x, metas = check_points(ids, vectors, metadata, self.dim, refuse_zero=self._spec.normalize)
         with self._store.transaction():
             existing = self._store.labels_of(ext_ids)
             if existing and not replace:
@@ -403,16 +396,7 @@ class Collection:
             self._flat = self._rebuild(FLAT, {"type": FLAT, "dim": self.dim, "metric": self.metric})
             return
         added, removed = _net_changes(self._store.changes_since(synced.version))
-        index = synced.index
-        gone = [l for l in removed if l in index]
-        if gone:
-            index.remove(gone)
-        if added:
-            _, vectors, _ = self._store.points(added, self.dim)
-            index.add(vectors, added)
-        synced.version = version
-        if index.n_deleted > max(1000, len(index)):  # tombstones outweigh the data: drop them
-            synced.index = index.compact()
+        _replay(synced, version, added, removed, lambda labels: self._store.points(labels, self.dim)[1])
 
     def _catch_up_from_flat(self, synced: _Synced) -> None:
         flat = self._flat
@@ -421,16 +405,9 @@ class Collection:
             synced.index, synced.version, synced.saved_version = fresh.index, fresh.version, None
             return
         added, removed = _net_changes(self._store.changes_since(synced.version))
-        added = [l for l in added if l in flat.index]  # a label deleted after flat's version is not there yet
-        index = synced.index
-        gone = [l for l in removed if l in index]
-        if gone:
-            index.remove(gone)
-        if added:
-            index.add(flat.index.get_vectors(added), added)
-        synced.version = flat.version
-        if index.n_deleted > max(1000, len(index)):
-            synced.index = index.compact()
+        added = np.asarray(added, dtype=np.int64)
+        added = added[flat.index.has(added)]  # a label deleted after flat's version is not there yet
+        _replay(synced, flat.version, added, removed, flat.index.get_vectors)
 
     # ================================================================== derived files
     def _derived_dir(self, name: str) -> Path:
@@ -462,6 +439,21 @@ def _net_changes(changes: list[tuple[int, int, int]]) -> tuple[list[int], list[i
     added = [l for l, op in state.items() if op > 0]
     removed = [l for l, op in state.items() if op < 0 and first_op[l] < 0]
     return added, removed
+
+
+def _replay(synced: _Synced, version: int, added, removed, vectors_of) -> None:
+    """Apply a replayed change log to one in-memory index: tombstone what went, add what came (its vectors from
+    ``vectors_of(labels)``), and drop the tombstones once they outweigh the data."""
+    index = synced.index
+    removed = np.asarray(removed, dtype=np.int64)
+    gone = removed[index.has(removed)]
+    if len(gone):
+        index.remove(gone)
+    if len(added):
+        index.add(vectors_of(added), added)
+    synced.version = version
+    if index.n_deleted > max(1000, len(index)):
+        synced.index = index.compact()
 
 
 def _load_json(text: str | None) -> dict[str, Any] | None:
@@ -523,6 +515,20 @@ def _check_id(value: Any) -> Any:
     raise InvalidIdError(f"an id must be a str or an int, got {type(value).__name__} {value!r}")
 
 
+def check_points(ids: Any, vectors: Any, metadata: Any, dim: int, *, refuse_zero: bool
+                 ) -> tuple[list[Any], np.ndarray, list[str | None]]:
+    """Every check a write makes before touching storage, shared by the embedded, remote and sharded
+    collections: (ids, float32 vectors, metadata as JSON text).  ``refuse_zero``: the metric normalises, so an
+    all-zero vector has no direction (ZeroVectorError)."""
+    ext_ids = check_ids(ids)
+    x = as_matrix(vectors, dim)
+    if len(x) != len(ext_ids):
+        raise InvalidInputError(f"got {len(ext_ids)} ids for {len(x)} vectors: pass one id per vector")
+    if refuse_zero:
+        normalize_rows(x)
+    return ext_ids, x, check_metadata(metadata, len(ext_ids))
+
+
 def check_metadata(metadata: Any, n: int) -> list[str | None]:
     """One JSON object (or None) per point, serialised; NaN/inf and non-JSON values are refused."""
     if metadata is None:
@@ -550,4 +556,4 @@ def check_metadata(metadata: Any, n: int) -> list[str | None]:
     return out
 
 
-__all__ = ["Collection", "Points", "check_ids", "check_metadata"]
+__all__ = ["Collection", "Points", "check_ids", "check_metadata", "check_points"]

@@ -26,6 +26,7 @@ from .errors import (
 )
 from .metrics import get_metric
 from ._validation import check_positive_int
+from .storage.formats import read_format_json
 from .storage.sqlite import CollectionStore
 
 MARKER = "lookalike.json"
@@ -59,16 +60,7 @@ class Database:
 
     @staticmethod
     def _check_marker(marker: Path) -> None:
-        try:
-            data = json.loads(marker.read_text())
-        except (OSError, ValueError) as exc:
-            raise StorageFormatError(f"{marker} is corrupt: {exc}") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise StorageFormatError(f"{marker} does not describe a lookalike database")
-        if data.get("format_version") != FORMAT_VERSION:
-            raise StorageFormatError(
-                f"{marker}: format_version {data.get('format_version')}, this lookalike reads {FORMAT_VERSION}"
-            )
+        read_format_json(marker, FORMAT, FORMAT_VERSION, "a lookalike database")
 
     # ------------------------------------------------------------------ collections
     def create_collection(self, name: str, dim: int, metric: str = "cosine", *, embedder: str | None = None,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import as_matrix, check_k, check_positive_int
-from ..collection import Points, check_ids, check_metadata
+from ..collection import Points, check_ids, check_points
 from ..database import MAX_DIM, check_name
 from ..errors import InvalidInputError, InvalidNameError
 from ..metrics import get_metric
@@ -148,11 +148,8 @@ class RemoteCollection:
         self._write(ids, vectors, metadata, replace=True)
 
     def _write(self, ids: Any, vectors: Any, metadata: Any, *, replace: bool) -> None:
-        ext_ids = check_ids(ids)
-        x = as_matrix(vectors, self.dim)
-        if len(x) != len(ext_ids):
-            raise InvalidInputError(f"got {len(ext_ids)} ids for {len(x)} vectors: pass one id per vector")
-        texts = check_metadata(metadata, len(ext_ids))  # the embedded checks; their JSON sizes the requests
+        # the embedded checks (the server repeats the metric's own); the metadata JSON sizes the requests
+        ext_ids, x, texts = check_points(ids, vectors, metadata, self.dim, refuse_zero=False)
         metas = None if metadata is None else ([metadata] if isinstance(metadata, dict) else list(metadata))
         row_bytes = [_vector_bytes(self.dim) + len(json.dumps(i)) + (len(t) if t else 4)
                      for i, t in zip(ext_ids, texts)]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StorageFormatError
+from ..storage.formats import read_format_json
 from .errors import ShardLayoutError
 from .routing import ROUTING_NAME
 
@@ -82,16 +83,7 @@ def open_layout(root: Path, n_shards: int | None) -> Layout:
 
 def read_layout(root: Path) -> Layout:
     manifest = Path(root) / MANIFEST
-    try:
-        data = json.loads(manifest.read_text())
-    except (OSError, ValueError) as exc:
-        raise StorageFormatError(f"{manifest} is unreadable or corrupt: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise StorageFormatError(f"{manifest} does not describe a sharded lookalike database")
-    if data.get("format_version") != FORMAT_VERSION:
-        raise StorageFormatError(
-            f"{manifest}: format_version {data.get('format_version')}, this lookalike reads {FORMAT_VERSION}"
-        )
+    data = read_format_json(manifest, FORMAT, FORMAT_VERSION, "a sharded lookalike database")
     if data.get("routing") != ROUTING_NAME:
         raise StorageFormatError(f"{manifest}: routing {data.get('routing')!r}, this lookalike routes {ROUTING_NAME}")
     shards = data.get("shards")

@@ -23,7 +23,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from .._validation import as_matrix, check_k, check_positive_int
-from ..collection import Points, check_ids, check_metadata
+from ..collection import Points, check_ids, check_points
 from ..database import MAX_DIM, check_name
 from ..errors import (
     CollectionExistsError,
@@ -34,7 +34,7 @@ from ..errors import (
     InvalidParameterError,
     LookalikeError,
 )
-from ..metrics import get_metric, normalize_rows
+from ..metrics import get_metric
 from ..types import SearchResult
 from .errors import ShardLayoutError, ShardUnavailableError
 from .layout import MANIFEST, Layout, open_layout, read_layout, write_layout
@@ -322,13 +322,7 @@ class ShardedCollection:
 
     def _write(self, ids: Any, vectors: Any, metadata: Any, *, replace: bool) -> None:
         # every check a shard would make, made here on the whole batch, so errors name the caller's row numbers
-        ext_ids = check_ids(ids)
-        x = as_matrix(vectors, self.dim)
-        if len(x) != len(ext_ids):
-            raise InvalidInputError(f"got {len(ext_ids)} ids for {len(x)} vectors: pass one id per vector")
-        if self._spec.normalize:
-            normalize_rows(x)  # raises ZeroVectorError; the shard stores the vectors as given
-        check_metadata(metadata, len(ext_ids))
+        ext_ids, x, _ = check_points(ids, vectors, metadata, self.dim, refuse_zero=self._spec.normalize)
         metas = [metadata] if isinstance(metadata, dict) else metadata
         groups = group_by_shard(ext_ids, self.n_shards)
         if not replace:

@@ -34,6 +34,7 @@ from ..errors import (
 )
 from ..kernels.topk import exact_topk
 from ..metrics import MetricSpec, finalize, get_metric, prepare
+from ..storage.formats import read_format_json
 from ..types import SearchResult, empty_result
 
 FORMAT = "lookalike-index"
@@ -150,8 +151,7 @@ class Index:
             ids = np.arange(start, start + len(x), dtype=np.int64)
         labels = as_labels(ids, len(x))
         if self.n_rows:
-            known, rows = self._rows_of(labels)
-            known[known] = self.live[rows[known]]  # a removed label may come back under a new row
+            known = self.has(labels)  # a removed label may come back under a new row
             if known.any():
                 raise DuplicateIdError(f"id {int(labels[known][0])} is already in the index: remove it first")
         if self.needs_training and not self.is_trained:
@@ -169,8 +169,7 @@ class Index:
         """Tombstone the rows of these labels: search skips them from now on.  Unknown ids raise, nothing changes."""
         labels = as_labels(ids)
         found, rows = self._rows_of(labels)
-        alive = found.copy()
-        alive[found] = self.live[rows[found]]
+        alive = found & self.live[rows]
         if not alive.all():
             missing = labels[~alive]
             raise IdNotFoundError(f"{len(missing)} id(s) not in the index, first {int(missing[0])}")
@@ -251,9 +250,16 @@ class Index:
             raise IdNotFoundError("some ids are not in the index")
         return self.vectors[rows]
 
+    def has(self, labels: Any) -> np.ndarray:
+        """Bool per label: is it a live point of this index (no error for unknown labels)."""
+        labels = np.asarray(labels, dtype=np.int64).ravel()
+        if len(labels) == 0 or self.n_rows == 0:
+            return np.zeros(len(labels), dtype=bool)
+        found, rows = self._rows_of(labels)
+        return found & self.live[rows]
+
     def __contains__(self, label: int) -> bool:
-        found, rows = self._rows_of(np.array([label], dtype=np.int64))
-        return bool(found[0] and self.live[rows[0]])
+        return bool(self.has([label])[0])
 
     # ------------------------------------------------------------------ label <-> row
     def _rows_of(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -369,18 +375,7 @@ _MANIFEST_KEYS = {"format", "format_version", "type", "dim", "metric", "count", 
 
 def read_manifest(path: Path) -> dict[str, Any]:
     file = path / MANIFEST
-    try:
-        manifest = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise StorageFormatError(f"{path} is not a lookalike index: no {MANIFEST}") from None
-    except (OSError, ValueError) as exc:
-        raise StorageFormatError(f"{file} is unreadable or corrupt: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise StorageFormatError(f"{file} is not a lookalike index manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise StorageFormatError(
-            f"{file} has format_version {manifest.get('format_version')}, this lookalike reads {FORMAT_VERSION}"
-        )
+    manifest = read_format_json(file, FORMAT, FORMAT_VERSION, "a lookalike index")
     for key in ("type", "dim", "metric", "count", "n_rows", "files"):
         if key not in manifest:
             raise StorageFormatError(f"{file} lacks {key!r}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .topk import sift_down  # the bounded max-heap FlatIndex uses
+
 
 def train_ranges(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension offset and step from the data's min and max (a constant dimension gets step 1)."""
@@ -51,23 +53,8 @@ def _scan_codes(queries, codes, lo, step, is_ip, row_mask, use_mask, n_candidate
             if acc < worst:
                 keys[0] = acc
                 rows[0] = r
-                _sift(keys, rows, n_candidates)
+                sift_down(keys, rows, n_candidates)
                 worst = keys[0]
-
-
-@numba.njit(cache=True)
-def _sift(keys, rows, size):
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= size:
-            return
-        child = left + 1 if left + 1 < size and keys[left + 1] > keys[left] else left
-        if keys[child] <= keys[i]:
-            return
-        keys[i], keys[child] = keys[child], keys[i]
-        rows[i], rows[child] = rows[child], rows[i]
-        i = child
 
 
 scan_codes = numba.njit(parallel=True, fastmath=True, cache=True)(_scan_codes)

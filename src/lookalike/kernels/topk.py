@@ -17,7 +17,7 @@ BASE_BLOCK = 65_536
 
 
 @numba.njit(cache=True, inline="never")
-def _sift_down(keys, items, size):
+def sift_down(keys, items, size):
     """Restore the max-heap property after the root was replaced."""
     i = 0
     while True:
@@ -49,7 +49,7 @@ def _push_block(raw, offset, row_mask, use_mask, heap_keys, heap_rows):
                     continue
                 keys[0] = value
                 rows[0] = offset + j
-                _sift_down(keys, rows, k)
+                sift_down(keys, rows, k)
                 worst = keys[0]
 
 
