@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True,
                    help="fashion-mnist | hm:DIR (images/0xx/*.jpg + articles.csv) | folder:DIR")
     p.add_argument("--csv", help="folder: a CSV keyed by file name whose columns become metadata")
-    p.add_argument("--embedder", default="minilm-fmnist", help="embedder name (default minilm-fmnist; clip:PATH)")
+    p.add_argument("--embedder", default="minilm-fmnist+use-m",
+                   help="embedder name (default minilm-fmnist+use-m; minilm-fmnist; clip:PATH)")
     p.add_argument("--allow-download", action="store_true", help="let a CLIP embedder download its weights")
     p.add_argument("--limit", type=int, help="ingest only the first N items")
     p.add_argument("--batch-size", type=int, default=256)

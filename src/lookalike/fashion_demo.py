@@ -12,9 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from .embed.base import SHOPPER_TEXT_ROUTE
+
 COLLECTION = "fashion-mnist"
-DEFAULT_EMBEDDER = "minilm-fmnist"
-EXAMPLE_TEXTS = ["white sneakers", "a long summer dress", "leather ankle boots", "a handbag", "warm winter coat"]
+DEFAULT_EMBEDDER = SHOPPER_TEXT_ROUTE
+EXAMPLE_TEXTS = ["white sneakers", "a long summer dress", "leather ankle boots", "a handbag", "warm winter coat",
+                 "slingbacks", "a rucksack", "des baskets blanches", "ein Wintermantel"]
 
 
 def run_fashion_demo(db_path: str, *, serve: bool = True, host: str = "127.0.0.1", port: int = 8000,

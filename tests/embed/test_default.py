@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.embed import DEFAULT_EMBEDDER, EmbedderUnavailableError, UnreadableImageError
+from lookalike.embed import EmbedderUnavailableError, UnreadableImageError
+from lookalike.embed.base import IMAGE_SPACE
 from lookalike.embed.captions import class_name_queries, held_out_queries
 from lookalike.embed.image_tower import DEFAULT_WEIGHTS, ImageTower, read_metadata
 from lookalike.errors import EmptyBatchError, InvalidInputError, StorageFormatError
@@ -20,7 +21,7 @@ CHANCE = 0.1  # ten balanced classes
 
 
 def test_identity(default_embedder):
-    assert default_embedder.name == DEFAULT_EMBEDDER and default_embedder.dim == 384
+    assert default_embedder.name == IMAGE_SPACE and default_embedder.dim == 384
     described = default_embedder.describe()
     assert described["modalities"] == ["image", "text"] and len(described["image_weights_sha256"]) == 16
 

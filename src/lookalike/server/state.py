@@ -31,6 +31,7 @@ from ..distributed.layout import MANIFEST as SHARDED_MANIFEST  # layout.py does 
 from ..errors import (
     CollectionNotFoundError,
     EmbedderMismatchError,
+    EmbedderUnavailableError,
     InvalidParameterError,
     LookalikeError,
     StorageFormatError,
@@ -213,6 +214,7 @@ def warm_collection(col: Collection) -> set[str]:
 _EMBEDDERS: dict[str, Any] = {}
 _EMBEDDER_LOCKS: dict[str, threading.Lock] = {}  # one query at a time per embedder: tokenizers are not re-entrant
 _EMBEDDERS_LOCK = threading.Lock()
+_UNAVAILABLE_ROUTES: set[str] = set()
 
 
 def shared_embedder(name: str):
@@ -287,13 +289,28 @@ class ServerState:
                 handle = self.handle(name)
                 handle.warm()
                 if handle.collection.embedder:
-                    self.embedder(handle.collection.embedder)
+                    self.query_embedder(handle.collection.embedder).embed_texts(["warm-up"])
             except LookalikeError as exc:
                 log.warning("collection %s: %s", name, exc)
 
     # --- embedders
     def embedder(self, name: str):
         return shared_embedder(name)
+
+    def query_embedder(self, collection_embedder: str):
+        """The embedder for queries of a collection made by ``collection_embedder``: its space's preferred text
+        route (a "minilm-fmnist" collection is searched through "minilm-fmnist+use-m"), or the embedder itself
+        when that route cannot load here (its optional packages or WordNet missing: logged once)."""
+        from ..embed.base import query_route
+
+        route = query_route(collection_embedder)
+        if route != collection_embedder and route not in _UNAVAILABLE_ROUTES:
+            try:
+                return self.embedder(route)
+            except EmbedderUnavailableError as exc:  # not retried: loading it again would fail again, slowly
+                _UNAVAILABLE_ROUTES.add(route)
+                log.warning("text route %s unavailable (%s): queries use %s", route, exc, collection_embedder)
+        return self.embedder(collection_embedder)
 
     def embed(self, handle: CollectionHandle, *, texts: list[str] | None = None, images: list | None = None):
         """Embed one text or photo query with the collection's embedder; checks the embedder fits it."""
@@ -303,12 +320,12 @@ class ServerState:
                 f"collection {col.name!r} records no embedder, so it cannot be searched by text or photo: "
                 "send a 'vector' instead"
             )
-        embedder = self.embedder(col.embedder)
+        embedder = self.query_embedder(col.embedder)
         if embedder.dim != col.dim:
             raise EmbedderMismatchError(
                 f"embedder {col.embedder!r} makes {embedder.dim}-d vectors but collection {col.name!r} holds {col.dim}-d"
             )
-        with _EMBEDDER_LOCKS[col.embedder]:
+        with _EMBEDDER_LOCKS[embedder.name]:
             if texts is not None:
                 return embedder.embed_texts(texts)
             return embedder.embed_images(images)
