@@ -64,12 +64,14 @@ class GarmentLexicon:
         self._compounds: dict[str, list[Synset]] | None = None
 
     def garment_sense(self, word: str) -> Synset | None:
-        """The most frequent sense of ``word`` that is a garment, footwear, bag or luggage, if any.  A phrase is
-        tried as written, hyphenated and closed up ("polo neck", "polo-neck", "poloneck")."""
+        """The sense of ``word`` a shop sells: among its senses that are garments, footwear, bags or luggage, the
+        most frequent one that reaches a catalog class ("thongs": the flip-flops, not the underwear WordNet lists
+        first), else the most frequent garment sense.  A phrase is tried as written, hyphenated and closed up
+        ("polo neck", "polo-neck", "poloneck")."""
         for spelling in dict.fromkeys((word, word.replace(" ", "-"), word.replace(" ", ""), word.replace("-", " "))):
-            for synset in self.wordnet.synsets(spelling):
-                if synset.offset in self._anchors or self._in_domain(synset):
-                    return synset
+            senses = [s for s in self.wordnet.synsets(spelling) if s.offset in self._anchors or self._in_domain(s)]
+            if senses:
+                return next((s for s in senses if self.classify(s)[0] is not None), senses[0])
         return None
 
     def classify(self, synset: Synset) -> tuple[int | None, str | None]:
