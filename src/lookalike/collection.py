@@ -84,6 +84,12 @@ class Collection:
         self._spec = get_metric(self.metric)
         self._flat: _Synced | None = None
         self._indexes: dict[str, _Synced] = {}
+        # kept true by _sync, valid while the store's change stamp equals _synced_stamp:
+        self._synced_stamp: tuple[int, int] | None = None
+        self._ids: _IdMap | None = None  # label -> the user's id, loaded on the first query
+        self._metadata = _MetadataCache()  # label -> decoded metadata, filled as hits are returned
+        self._default_index = FLAT
+        self._tuned: dict[str, dict[str, Any]] = {}
 
     # ================================================================== info
     def __len__(self) -> int:
@@ -210,35 +216,44 @@ class Collection:
         """
         k = check_k(k)
         q = as_matrix(vectors, self.dim, what="queries")
-        name = self.default_index if index is None else index
+        request = (q, k, where, index, with_recall, include_metadata, query_params)
+        # The straight line: one pragma says whether anything was written since the last sync; if not, the query
+        # runs on the in-memory state without a transaction, and a second pragma confirms no writer slipped in
+        # while it read metadata.  Otherwise (or then) it runs inside a read transaction after a sync.
+        stamp = self._store.change_stamp()
+        if stamp == self._synced_stamp:
+            result = self._query_in_memory(*request)
+            if where is None or self._store.change_stamp() == stamp:  # a filter read SQLite: was it the same?
+                return result
         with self._store.transaction_read():
             self._sync(in_transaction=True)
-            allowed = None if where is None else self._store.filter_labels(where)
-            searcher = self._synced_index(name).index
-            query_params = {**self.tuned_params(name), **query_params}
-            t0 = time.perf_counter()
-            raw = searcher.search(q, k, allowed_ids=allowed, **query_params)
-            t1 = time.perf_counter()
-            stats: dict[str, Any] = {"index": name, "search_ms": 1000 * (t1 - t0)}
-            true_knn = recall = None
-            if with_recall:
-                exact = self._flat.index.search(q, k, allowed_ids=allowed)
-                stats["exact_ms"] = 1000 * (time.perf_counter() - t1)
-                true_knn = true_knn_flags(raw, exact)
-                recall = recall_per_query(raw, exact)
-            hit_labels = raw.ids[raw.ids >= 0]
-            ext = self._store.ext_ids_of(hit_labels)
-            metas = self._store.metadata_of(hit_labels) if include_metadata else {}
-        ids = np.full(raw.ids.shape, None, dtype=object)
-        metadatas = []
-        for i, row in enumerate(raw.ids):
-            metadatas.append([])
-            for j, label in enumerate(row):
-                if label >= 0:
-                    ids[i, j] = ext[int(label)]
-                    metadatas[i].append(_load_json(metas.get(int(label))) if include_metadata else None)
-                else:
-                    metadatas[i].append(None)
+            result = self._query_in_memory(*request)
+        self._synced_stamp = stamp
+        return result
+
+    def _query_in_memory(self, q, k, where, index, with_recall, include_metadata, query_params) -> SearchResult:
+        """collection -> index -> kernel -> labels -> ids -> metadata, on a synced collection."""
+        name = self._default_index if index is None else index
+        allowed = None if where is None else self._store.filter_labels(where)
+        searcher = self._synced_index(name).index
+        tuned = self._tuned.get(name)
+        if tuned:
+            query_params = {**tuned, **query_params}
+        t0 = time.perf_counter()
+        raw = searcher.search(q, k, allowed_ids=allowed, **query_params)
+        t1 = time.perf_counter()
+        stats: dict[str, Any] = {"index": name, "search_ms": 1000 * (t1 - t0)}
+        true_knn = recall = None
+        if with_recall:
+            exact = self._flat.index.search(q, k, allowed_ids=allowed)
+            stats["exact_ms"] = 1000 * (time.perf_counter() - t1)
+            true_knn = true_knn_flags(raw, exact)
+            recall = recall_per_query(raw, exact)
+        ids = self._id_map().ids_of(raw.ids)
+        if include_metadata:
+            metadatas = self._metadata.rows_of(raw.ids.tolist(), self._store)
+        else:
+            metadatas = [[None] * raw.ids.shape[1] for _ in range(len(raw.ids))]
         return SearchResult(
             ids=ids,
             distances=raw.distances,
@@ -248,6 +263,12 @@ class Collection:
             recall=recall,
             stats=stats,
         )
+
+    def _id_map(self) -> "_IdMap":
+        if self._ids is None:
+            labels, ext_ids = self._store.all_ids()
+            self._ids = _IdMap(labels, ext_ids)
+        return self._ids
 
     # ================================================================== indexes
     def create_index(self, type: str, *, default: bool = True, **params: Any) -> dict[str, Any]:
@@ -330,10 +351,20 @@ class Collection:
 
     # ================================================================== syncing
     def _sync(self, *, in_transaction: bool = False) -> None:
-        """Bring the flat index (and every loaded index) up to the current SQLite version."""
+        """Bring the flat index (and every loaded index), the id map and the query settings up to the current
+        SQLite version."""
         if not in_transaction:
+            stamp = self._store.change_stamp()  # taken before the snapshot: a later commit re-syncs, never hides
             with self._store.transaction_read():
-                return self._sync(in_transaction=True)
+                self._sync(in_transaction=True)
+            self._synced_stamp = stamp
+            return
+        self._default_index = self._store.get_meta("default_index", FLAT)
+        self._tuned = {key[len("tuned:"):]: json.loads(value) for key, value in self._store.meta_items("tuned:")}
+        configs = self._store.index_configs()
+        for name, synced in list(self._indexes.items()):  # rebuilt with other parameters, or dropped, elsewhere
+            if configs.get(name) != synced.index.config():
+                del self._indexes[name]  # reopened from its files on its next query
         version = self._store.version()
         if self._flat is None:
             self._flat = self._open_derived(FLAT, {"type": FLAT, "dim": self.dim, "metric": self.metric})
@@ -380,6 +411,7 @@ class Collection:
         index = from_config(config)
         version = self._store.version()
         if name == FLAT:
+            self._ids = None  # reloaded on the next query, from the same snapshot as the vectors
             labels, vectors = self._store.all_vectors(self.dim)
         else:
             flat = self._flat.index
@@ -396,7 +428,14 @@ class Collection:
             self._flat = self._rebuild(FLAT, {"type": FLAT, "dim": self.dim, "metric": self.metric})
             return
         added, removed = _net_changes(self._store.changes_since(synced.version))
-        _replay(synced, version, added, removed, lambda labels: self._store.points(labels, self.dim)[1])
+        _replay(synced, version, added, removed, self._new_points)
+
+    def _new_points(self, labels) -> np.ndarray:
+        """Vectors of labels the change log added; their ids go to the id map on the way."""
+        ext_ids, vectors, _ = self._store.points(labels, self.dim)
+        if self._ids is not None:
+            self._ids.add(labels, ext_ids)
+        return vectors
 
     def _catch_up_from_flat(self, synced: _Synced) -> None:
         flat = self._flat
@@ -454,6 +493,57 @@ def _replay(synced: _Synced, version: int, added, removed, vectors_of) -> None:
     synced.version = version
     if index.n_deleted > max(1000, len(index)):
         synced.index = index.compact()
+
+
+class _IdMap:
+    """label -> the user's id, in memory: an object array indexed by label (labels are small, dense and never
+    reused), so a query turns its hits into ids with one array lookup instead of a SQL statement.  The last slot
+    is never filled: the padding label -1 indexes it and reads None."""
+
+    def __init__(self, labels: np.ndarray, ext_ids: list[Any]):
+        self.by_label = np.empty(int(labels.max()) + 2 if len(labels) else 1, dtype=object)
+        self.add(labels, ext_ids)
+
+    def add(self, labels, ext_ids: list[Any]) -> None:
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(labels) == 0:
+            return
+        need = int(labels.max()) + 2  # + the None slot at the end
+        if need > len(self.by_label):
+            grown = np.empty(max(need, 2 * len(self.by_label)), dtype=object)
+            grown[: len(self.by_label) - 1] = self.by_label[:-1]
+            self.by_label = grown
+        ids = np.empty(len(ext_ids), dtype=object)
+        ids[:] = ext_ids  # element-wise: a list of tuples or lists stays one object per label
+        self.by_label[labels] = ids
+
+    def ids_of(self, labels: np.ndarray) -> np.ndarray:
+        """The ids of a (q, k) label matrix, None for the padding label -1."""
+        return self.by_label[labels]
+
+
+class _MetadataCache:
+    """label -> decoded metadata of the points queries returned.  A label names one point forever (an upsert
+    takes a new label), so an entry never goes stale and needs no invalidation; only labels that were hits are
+    decoded and kept, so a collection larger than memory does not load its metadata.  Each hit gets its own
+    (shallow) copy: a caller editing a result's metadata does not edit the cache."""
+
+    MISSING = object()
+
+    def __init__(self) -> None:
+        self.by_label: dict[int, dict[str, Any] | None] = {}
+
+    def rows_of(self, labels: list[list[int]], store: CollectionStore) -> list[list[dict[str, Any] | None]]:
+        known = self.by_label
+        missing = [label for row in labels for label in row if label >= 0 and label not in known]
+        if missing:
+            for label, text in zip(missing, store.metadata_list(missing)):
+                known[label] = None if text is None else json.loads(text)
+        return [[_copy(known.get(label)) if label >= 0 else None for label in row] for row in labels]
+
+
+def _copy(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if metadata is None else metadata.copy()
 
 
 def _load_json(text: str | None) -> dict[str, Any] | None:

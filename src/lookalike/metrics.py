@@ -71,12 +71,15 @@ def similarity(distances: np.ndarray, spec: MetricSpec) -> np.ndarray:
     d = np.asarray(distances, dtype=np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
         if spec.name == "cosine":
-            s = 1.0 - d
+            s = np.float32(1.0) - d
         elif spec.name == "dot":
             s = -d
         else:
-            s = 1.0 / (1.0 + d)
-    return np.where(np.isfinite(d), s, -np.inf).astype(np.float32)
+            s = np.float32(1.0) / (np.float32(1.0) + d)
+    padding = d == np.inf
+    if padding.any():
+        s[padding] = -np.inf
+    return s
 
 
 def raw_distances(queries: np.ndarray, vectors: np.ndarray, spec: MetricSpec) -> np.ndarray:

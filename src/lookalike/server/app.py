@@ -66,3 +66,25 @@ def create_app(db: str | Path | ServerConfig, **options: Any) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body=config.max_body_bytes, max_upload=config.max_upload_bytes)
     return app
+
+
+CONFIG_ENV = "LOOKALIKE_SERVE_CONFIG"  # the config of `lookalike serve --workers N`, for each worker process
+
+
+def config_to_environment(config: ServerConfig) -> str:
+    """The JSON a worker process rebuilds ``config`` from (single-node databases only: no actor options)."""
+    import json
+
+    fields = {name: getattr(config, name) for name in ("api_key", "cors_origins", "max_body_bytes",
+                                                       "max_upload_bytes", "max_image_pixels", "query_log",
+                                                       "preload")}
+    return json.dumps({"db_path": str(config.db_path), **fields})
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker of ``lookalike serve --workers N`` (uvicorn calls this factory in each process)."""
+    import json
+    import os
+
+    options = json.loads(os.environ[CONFIG_ENV])
+    return create_app(ServerConfig(db_path=Path(options.pop("db_path")), **options))

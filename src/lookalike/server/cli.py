@@ -28,6 +28,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="largest photo upload (default 10 MB)")
     parser.add_argument("--max-body-mb", type=float, default=32.0, help="largest JSON body (default 32 MB)")
     parser.add_argument("--no-query-log", action="store_true", help="do not record queries")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes sharing the port and the database (SQLite WAL; each loads the "
+                             "indexes): searches run in parallel, one per core (default 1)")
     parser.add_argument("--no-preload", action="store_true",
                         help="start at once and load indexes and embedders on the first query instead")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -69,16 +72,25 @@ def run_serve(args: argparse.Namespace) -> int:
     )
     from ..errors import LookalikeError
 
+    if args.workers < 1:
+        print("error: --workers must be >= 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and ray_address is not None:
+        print("error: --workers serves a single-node database; a sharded one scales on Ray", file=sys.stderr)
+        return 2
     try:
-        serve(config, args.host, args.port, log_level=args.log_level)
+        serve(config, args.host, args.port, log_level=args.log_level, workers=args.workers)
     except (ImportError, LookalikeError) as exc:  # Ray missing, a shard count that does not match, ...
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_level: str = "info") -> None:
-    """Run the server until interrupted (the demo calls this too).  Refuses an insecure bind."""
+def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_level: str = "info",
+          workers: int = 1) -> None:
+    """Run the server until interrupted (the demo calls this too).  Refuses an insecure bind.  With ``workers`` > 1,
+    uvicorn starts that many processes on the port; each builds its app from the config passed in the
+    environment (see ``lookalike.server.app.app_from_environment``)."""
     import numba
     import uvicorn
 
@@ -90,8 +102,17 @@ def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_lev
         # requests run in threads and Numba's parallel kernels are called from several at once: use a layer that
         # allows it (OpenMP or TBB); the fallback "workqueue" layer would abort the process
         numba.config.THREADING_LAYER = "threadsafe"
-    app = create_app(config)
     shown = f"[{host}]" if ":" in host else host
+    if workers > 1:
+        from .app import CONFIG_ENV, config_to_environment
+
+        os.environ[CONFIG_ENV] = config_to_environment(config)
+        print(f"lookalike: serving {config.db_path} at http://{shown}:{port}/ with {workers} worker processes "
+              "(API docs: /docs; Ctrl-C stops)", flush=True)
+        uvicorn.run("lookalike.server.app:app_from_environment", factory=True, host=host, port=port,
+                    log_level=log_level, server_header=False, workers=workers)
+        return
+    app = create_app(config)
     print(f"lookalike: serving {config.db_path} at http://{shown}:{port}/  (API docs: /docs; Ctrl-C stops)",
           flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)

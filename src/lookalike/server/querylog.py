@@ -4,7 +4,9 @@ Parquet (the original app logged its queries to Parquet for offline analysis).
 A row records what was asked and what it cost, never the raw photo: a text query is kept as typed, a photo or a
 vector by the SHA-256 of its bytes, so a repeated query can be recognised without storing anyone's pictures.
 The log is a side channel: if it cannot be written (read-only directory, full disk), the query is still answered
-and the problem is logged once.
+and the problem is logged once.  It is off the query's path: ``record`` queues the row and a writer thread inserts
+the queue in one transaction every ``FLUSH_S`` (one SQLite commit per query cost more than the search itself);
+every read flushes first, so a query is in the log as soon as its answer has been sent.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ LOG_FILE = "querylog.sqlite"
 MAX_TEXT = 1000  # characters of a text query kept in the log
 TOP_IDS = 10  # ids of the first hits kept per query
 DEFAULT_MAX_ROWS = 1_000_000  # older rows are trimmed past this
+FLUSH_S = 0.2  # the writer thread inserts what was queued this often
 
 COLUMNS: list[tuple[str, str]] = [  # (name, SQLite type); the order of JSON and Parquet exports
     ("id", "INTEGER PRIMARY KEY AUTOINCREMENT"),
@@ -48,25 +51,33 @@ _JSON_COLUMNS = ("params", "filter", "top_ids")
 
 
 class QueryLog:
-    """Thread-safe append-only log of queries."""
+    """Thread-safe append-only log of queries, written in batches by a daemon thread."""
 
     def __init__(self, path: str | Path, *, max_rows: int = DEFAULT_MAX_ROWS):
         self.path = Path(path)
         self.max_rows = max_rows
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the connection
         self._failed = False
+        self._closed = False
         self._inserts = 0
+        self._pending: list[list[Any]] = []  # rows queued by record(), in order
+        self._pending_lock = threading.Lock()
+        self._wake = threading.Event()
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=5.0)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")  # a lost last query on power loss is acceptable here
         columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
         self._conn.execute(f"CREATE TABLE IF NOT EXISTS queries({columns})")
+        self._names = names = [name for name, _ in COLUMNS if name != "id"]
+        self._insert = f"INSERT INTO queries({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+        self._writer = threading.Thread(target=self._write_loop, name="querylog-writer", daemon=True)
+        self._writer.start()
 
     def record(self, *, mode: str, collection: str, text: str | None = None, digest: str | None = None,
                index: str | None = None, params: dict[str, Any] | None = None, k: int | None = None,
                where: Any = None, n_hits: int = 0, latency_ms: dict[str, float | None] | None = None,
-               recall: float | None = None, top_ids: list[Any] | None = None) -> int | None:
-        """Append one query; returns its row id (None if the log could not be written)."""
+               recall: float | None = None, top_ids: list[Any] | None = None) -> bool | None:
+        """Queue one query for the log; True, or None when the log can no longer be written."""
         latency = latency_ms or {}
         row = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
@@ -86,20 +97,42 @@ class QueryLog:
             "recall": recall,
             "top_ids": json.dumps(list(top_ids or [])[:TOP_IDS]),
         }
-        names = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
+        if self._failed or self._closed:
+            return None
+        with self._pending_lock:
+            self._pending.append([row[name] for name in self._names])
+        return True
+
+    def flush(self) -> None:
+        """Insert every queued row now, in one transaction."""
+        with self._pending_lock:
+            rows, self._pending = self._pending, []
+        if not rows:
+            return
         try:
             with self._lock:
-                cursor = self._conn.execute(f"INSERT INTO queries({names}) VALUES ({marks})", list(row.values()))
-                self._inserts += 1
-                if self._inserts % 1000 == 0:
+                self._conn.execute("BEGIN")
+                self._conn.executemany(self._insert, rows)
+                self._conn.execute("COMMIT")
+                before, self._inserts = self._inserts, self._inserts + len(rows)
+                if before // 1000 != self._inserts // 1000:
                     self._trim()
-                return cursor.lastrowid
         except sqlite3.Error as exc:
             if not self._failed:
                 log.warning("query log %s cannot be written (%s): queries are answered but not logged", self.path, exc)
                 self._failed = True
-            return None
+            try:
+                with self._lock:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    def _write_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(FLUSH_S)
+            self._wake.clear()
+            self.flush()
 
     def _trim(self) -> None:
         self._conn.execute("DELETE FROM queries WHERE id <= (SELECT MAX(id) FROM queries) - ?", (self.max_rows,))
@@ -112,6 +145,7 @@ class QueryLog:
             sql += " WHERE collection = ?"
             args.append(collection)
         sql += " ORDER BY id DESC"
+        self.flush()
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
@@ -129,10 +163,14 @@ class QueryLog:
         return out
 
     def count(self) -> int:
+        self.flush()
         with self._lock:
             return self._conn.execute("SELECT COUNT(*) FROM queries").fetchone()[0]
 
     def close(self) -> None:
+        self.flush()
+        self._closed = True
+        self._wake.set()
         with self._lock:
             self._conn.close()
 

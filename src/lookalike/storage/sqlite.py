@@ -36,6 +36,7 @@ class CollectionStore:
 
     def __init__(self, file: Path, *, create_config: dict[str, Any] | None = None):
         self.file = Path(file)
+        self.own_writes = 0
         exists = self.file.exists()
         if not exists and create_config is None:
             raise StorageFormatError(f"{self.file} does not exist")
@@ -102,7 +103,14 @@ class CollectionStore:
     # ------------------------------------------------------------------ transactions
     def transaction(self):
         """A write transaction: takes the write lock at once (waiting up to the busy timeout)."""
+        self.own_writes += 1  # counted at the start: a failed write only costs readers one needless re-sync
         return _Transaction(self.conn, "BEGIN IMMEDIATE")
+
+    def change_stamp(self) -> tuple[int, int]:
+        """Changes as cheaply as SQLite can tell them (one pragma, no transaction): ``PRAGMA data_version`` moves
+        when another connection commits, ``own_writes`` when this one opens a write.  Equal stamps mean nothing
+        was written in between."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0], self.own_writes
 
     def transaction_read(self):
         """A read transaction: every statement inside sees the same snapshot, whatever writers do meanwhile."""
@@ -122,6 +130,11 @@ class CollectionStore:
 
     def set_meta(self, key: str, value: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def meta_items(self, prefix: str) -> list[tuple[str, str]]:
+        """(key, value) of the meta rows whose key starts with ``prefix``."""
+        return self.conn.execute("SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?",
+                                 (len(prefix), prefix)).fetchall()
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -213,6 +226,15 @@ class CollectionStore:
         for chunk in _chunks(sorted({int(l) for l in labels})):
             out.update(self.conn.execute(f"SELECT label, metadata FROM points WHERE label IN ({_marks(chunk)})", chunk))
         return out
+
+    def metadata_list(self, labels: Sequence[int]) -> list[str | None]:
+        """Metadata JSON of live labels, in the order given (one statement for up to 900 labels)."""
+        by_label: dict[int, str | None] = {}
+        unique = list(dict.fromkeys(labels))
+        for chunk in _chunks(unique):
+            by_label.update(self.conn.execute(
+                f"SELECT label, metadata FROM points WHERE label IN ({_marks(chunk)})", chunk).fetchall())
+        return [by_label.get(label) for label in labels]
 
     def ext_ids_of(self, labels: Sequence[int]) -> dict[int, Any]:
         out: dict[int, Any] = {}

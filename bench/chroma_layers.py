@@ -1,0 +1,116 @@
+"""Chroma at the collection and HTTP layers, for bench/bench_layers.py (run with a Python that has chromadb).
+
+    python bench/chroma_layers.py DATA.npz METRIC WORKDIR ROUNDS
+
+DATA.npz holds ``train``, ``test`` and ``truth`` (the exact 10 nearest rows).  Chroma's HNSW is built with
+M=16 (max_neighbors) and ef_construction=200 like lookalike's, ids and small metadata as in bench_layers; its
+ef_search is set to the smallest value reaching recall@10 0.95.  Prints one JSON line:
+{"chroma": {"param", "recall", "collection single", "http-1", "http-4"}}.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+EF_GRID = [10, 12, 14, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256]
+K = 10
+
+CLIENT = """
+import sys, time, json, numpy as np, chromadb
+port, name, path, start, stop = sys.argv[1:6]
+queries = np.load(path)["test"][int(start):int(stop)]
+col = chromadb.HttpClient(host="127.0.0.1", port=int(port)).get_collection(name)
+for q in queries[:20]:
+    col.query(query_embeddings=[q], n_results=10, include=["metadatas", "distances"])
+t = time.perf_counter()
+for q in queries:
+    col.query(query_embeddings=[q], n_results=10, include=["metadatas", "distances"])
+print(json.dumps({"n": len(queries), "seconds": time.perf_counter() - t}))
+"""
+
+
+def recall(found, truth) -> float:
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth.tolist())]))
+
+
+def build(client, name: str, train: np.ndarray, space: str, ef: int):
+    col = client.create_collection(name, embedding_function=None, configuration={
+        "hnsw": {"space": space, "max_neighbors": 16, "ef_construction": 200, "ef_search": ef}})
+    batch = 5000
+    for start in range(0, len(train), batch):
+        stop = min(len(train), start + batch)
+        col.add(ids=[str(i) for i in range(start, stop)], embeddings=train[start:stop],
+                metadatas=[{"row": i, "group": i % 10} for i in range(start, stop)])
+    return col
+
+
+def answers(col, test: np.ndarray) -> list[list[int]]:
+    out = []
+    for start in range(0, len(test), 100):
+        result = col.query(query_embeddings=test[start:start + 100], n_results=K, include=["distances"])
+        out.extend([[int(i) for i in row] for row in result["ids"]])
+    return out
+
+
+def main() -> None:
+    import chromadb
+
+    data_path, metric, workdir, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    data = np.load(data_path)
+    train, test, truth = data["train"], data["test"], data["truth"]
+    space = {"l2": "l2", "cosine": "cosine", "dot": "ip"}[metric]
+    client = chromadb.PersistentClient(path=workdir)
+    # ef_search is part of the collection's configuration: sweep it on one collection by modifying it
+    col = build(client, "bench", train, space, EF_GRID[0])
+    chosen, r = EF_GRID[-1], 0.0
+    for ef in EF_GRID:
+        col.modify(configuration={"hnsw": {"ef_search": ef}})
+        r = recall(answers(col, test), truth)
+        chosen = ef
+        if r >= 0.95:
+            break
+    row = {"param": f"ef={chosen}", "recall": r}
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for q in test:
+            col.query(query_embeddings=[q], n_results=K, include=["metadatas", "distances"])
+        best = min(best, time.perf_counter() - start)
+    row["collection single"] = len(test) / best
+    del client
+    port = 8732
+    chroma = str(Path(sys.executable).with_name("chroma"))  # the venv's own console script
+    server = subprocess.Popen([chroma, "run", "--path", workdir, "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                chromadb.HttpClient(host="127.0.0.1", port=port).heartbeat()
+                break
+            except Exception:
+                time.sleep(0.5)
+        for clients in (1, 4):
+            share = len(test) // clients
+            results = []
+            for _ in range(max(1, rounds - 1)):
+                procs = [subprocess.Popen([sys.executable, "-c", CLIENT, str(port), "bench", data_path,
+                                           str(i * share), str((i + 1) * share)], stdout=subprocess.PIPE, text=True)
+                         for i in range(clients)]
+                outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+                results.append(sum(o["n"] for o in outs) / max(o["seconds"] for o in outs))
+            row[f"http-{clients}"] = max(results)
+    finally:
+        server.terminate()
+        server.wait()
+    print(json.dumps({"chroma": row}))
+
+
+if __name__ == "__main__":
+    main()
