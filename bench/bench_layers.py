@@ -12,7 +12,7 @@ smallest value whose recall@10 reaches 0.95.  Then single-query and batch QPS (b
   index       HNSWIndex.search / IVFIndex.search (one query per call; a batch of all queries)
   collection  Collection.query, ids + metadata returned
   http-1      lookalike.Client -> lookalike serve on loopback (one client, keep-alive)
-  http-4      four client processes at once
+  http-4      four client processes at once (and "http-4 2w": against lookalike serve --workers 2)
   peers       hnswlib, faiss IndexHNSWFlat, faiss IndexIVFFlat (bare); Chroma PersistentClient (collection layer)
               and Chroma's server through its HttpClient (http-1 / http-4), when --chroma-python is given
 
@@ -272,19 +272,20 @@ def run_dataset(name: str, args) -> dict:
     if not args.no_http:
         queries_file = work / "queries.npy"
         np.save(queries_file, queries)
-        port = args.port
-        server = start_server(work / "db", port)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            for system, param, value in (("lookalike hnsw", "ef", ef), ("lookalike ivf", "nprobe", nprobe)):
-                index = system.split()[1]
-                for clients in (1, 4):
-                    qps = max(http_qps(url, index, param, value, queries_file, len(queries), clients)
-                              for _ in range(max(1, args.rounds - 1)))
-                    rows[system][f"http-{clients}"] = qps
-        finally:
-            server.terminate()
-            server.wait()
+        for workers, layers in ((1, ((1, "http-1"), (4, "http-4"))), (2, ((4, "http-4 2w"),))):
+            port = args.port + workers
+            server = start_server(work / "db", port, workers)
+            try:
+                url = f"http://127.0.0.1:{port}"
+                for system, param, value in (("lookalike hnsw", "ef", ef), ("lookalike ivf", "nprobe", nprobe)):
+                    index = system.split()[1]
+                    for clients, layer in layers:
+                        qps = max(http_qps(url, index, param, value, queries_file, len(queries), clients)
+                                  for _ in range(max(1, args.rounds - 1)))
+                        rows[system][layer] = qps
+            finally:
+                server.terminate()
+                server.wait()
     if args.chroma_python:
         rows.update(run_chroma(args.chroma_python, dataset, truth, work, args))
     return {"dataset": dataset.name, "n": len(dataset.train), "queries": len(queries), "rows": rows}
@@ -329,7 +330,7 @@ def run_chroma(python: str, dataset, truth, work: Path, args) -> dict:
 # --- report ---------------------------------------------------------------------------------------------------------
 
 
-LAYERS = ["index single", "index batch", "collection single", "collection batch", "http-1", "http-4"]
+LAYERS = ["index single", "index batch", "collection single", "collection batch", "http-1", "http-4", "http-4 2w"]
 
 
 def report(result: dict) -> str:
@@ -350,7 +351,8 @@ def report(result: dict) -> str:
             ("lookalike ivf", "faiss ivfflat", "collection batch", "index batch"),
             ("lookalike hnsw", "chroma", "collection single", "collection single"),
             ("lookalike hnsw", "chroma", "http-1", "http-1"),
-            ("lookalike hnsw", "chroma", "http-4", "http-4")):
+            ("lookalike hnsw", "chroma", "http-4", "http-4"),
+            ("lookalike hnsw", "chroma", "http-4 2w", "http-4")):
         if ours in rows and peer in rows and layer_ours in rows[ours] and layer_peer in rows[peer]:
             ratios.append(f"{ours} {layer_ours} / {peer} {layer_peer}: "
                           f"{rows[ours][layer_ours] / rows[peer][layer_peer]:.2f}x")
@@ -362,7 +364,8 @@ def report(result: dict) -> str:
         if "http-1" in row and "collection single" in row:
             added = 1000 / row["http-1"] - 1000 / row["collection single"]
             ratios.append(f"{system}: the server adds {added:.2f} ms per query (one client); four clients get "
-                          f"{row.get('http-4', 0) / row['http-1']:.2f}x the QPS of one")
+                          f"{row.get('http-4', 0) / row['http-1']:.2f}x the QPS of one "
+                          f"({row.get('http-4 2w', 0) / row['http-1']:.2f}x with --workers 2)")
     return "\n".join(lines + ["  " + r for r in ratios])
 
 

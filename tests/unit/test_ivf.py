@@ -237,3 +237,20 @@ def test_inverted_lists_keep_every_entry_through_moves_and_repacks():
             assert got_rows[offsets[p] : offsets[p + 1]].tolist() == expected[p]
         np.testing.assert_array_equal(got_vectors[:, 0], got_rows)
     assert lists.holes <= max(int(lists.size.sum()), 4096)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine", "dot"])
+def test_single_query_short_path_answers_as_the_general_path(metric):
+    from lookalike import IVFIndex
+
+    rng = np.random.default_rng(11)
+    data = rng.standard_normal((3000, 24)).astype(np.float32)
+    index = IVFIndex(24, metric, nlist=32)
+    index.add(data, np.arange(3000) * 7)
+    for row in range(20):
+        q = rng.standard_normal(24).astype(np.float32)
+        short = index.search(q, 10, nprobe=4)  # one float32 vector: the short path
+        general = index.search(q.astype(np.float64).tolist(), 10, nprobe=4)  # a list: the general path
+        np.testing.assert_array_equal(short.ids, general.ids)
+        np.testing.assert_allclose(short.distances, general.distances, rtol=1e-5, atol=1e-6)
+    assert index.search(np.zeros(24, np.float32) if metric != "cosine" else np.ones(24, np.float32), 3).ids.shape == (1, 3)

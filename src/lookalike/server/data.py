@@ -30,7 +30,7 @@ from .schemas import (
     TuneRequest,
     UpsertRequest,
 )
-from .search import query_collection
+from .search import answer_quickly, query_collection
 from .security import require_api_key
 from .state import ServerState
 
@@ -112,9 +112,10 @@ def has_points(name: str, body: HasRequest, request: Request) -> dict[str, list[
 
 # ------------------------------------------------------------------------------------------------------------ query
 @router.post("/collections/{name}/query", response_model=QueryResponse, tags=["search"])
-def query(name: str, body: QueryRequest, request: Request) -> dict[str, Any]:
+async def query(name: str, body: QueryRequest, request: Request) -> dict[str, Any]:
     """The k nearest points of each query vector (``Collection.query``): ids typed as stored, distances and
-    similarities as encoded float32 arrays (+inf / padding where fewer than k points match)."""
+    similarities as encoded float32 arrays (+inf / padding where fewer than k points match).  A single query is
+    answered on the event loop (see ``search.answer_quickly``), a batch in a worker thread."""
     k = check_k(body.k)
     if k > MAX_K:
         raise InvalidKError(f"k must be <= {MAX_K} through the server, got {k}")
@@ -123,9 +124,13 @@ def query(name: str, body: QueryRequest, request: Request) -> dict[str, Any]:
     if n_queries > MAX_QUERY_BATCH or n_queries * k > MAX_HITS:
         raise InvalidInputError(f"{n_queries} queries x k={k} is over the limit of {MAX_QUERY_BATCH} queries and "
                                 f"{MAX_HITS} hits per request: send smaller batches")
-    handle = get_state(request).handle(name)
-    result, index = query_collection(handle, vectors, k, index=body.index, params=body.params, where=body.where,
-                                     with_recall=body.with_recall, include_metadata=body.include_metadata)
+    handle = await get_state(request).handle_async(name)
+
+    def answer():
+        return query_collection(handle, vectors, k, index=body.index, params=body.params, where=body.where,
+                                with_recall=body.with_recall, include_metadata=body.include_metadata)
+    cheap = n_queries == 1 and not body.with_recall and not handle.sharded
+    result, index = await answer_quickly(handle, answer, cheap=cheap)
     return {
         "ids": result.ids.tolist(),
         "distances": encode_array(result.distances),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import inspect
 import json
 import time
+
+from starlette.concurrency import run_in_threadpool
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query as QueryParam, Request, Response, UploadFile
@@ -28,7 +30,7 @@ from .schemas import (
     SearchRequest,
     SearchResponse,
 )
-from .search import INT_ID, Query, item_image_url, run_search
+from .search import INT_ID, Query, answer_quickly, item_image_url, run_search
 from .security import require_api_key
 from .state import CollectionHandle, ServerState
 
@@ -122,14 +124,15 @@ def collection_info(handle: CollectionHandle) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------------------------- search
 @router.post("/collections/{name}/search", response_model=SearchResponse, tags=["search"])
-def search(name: str, body: SearchRequest, request: Request) -> dict[str, Any]:
+async def search(name: str, body: SearchRequest, request: Request) -> dict[str, Any]:
     started = time.perf_counter()
     state = get_state(request)
-    handle = state.handle(name)
+    handle = await state.handle_async(name)
     mode = "text" if body.text is not None else "vector" if body.vector is not None else "item"
     query = Query(mode=mode, k=body.k, index=body.index, params=dict(body.params), where=body.where,
                   with_recall=body.with_recall, text=body.text, vector=body.vector, like_id=body.like_id)
-    return run_search(state, handle, query, started)
+    cheap = mode == "vector" and not body.with_recall and not handle.sharded
+    return await answer_quickly(handle, lambda: run_search(state, handle, query, started), cheap=cheap)
 
 
 @router.post("/collections/{name}/search/image", response_model=SearchResponse, tags=["search"])

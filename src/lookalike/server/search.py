@@ -134,3 +134,18 @@ def _check_params(params: dict[str, Any]) -> None:
 
 def _round(ms: float | None) -> float | None:
     return None if ms is None else round(float(ms), 3)
+
+
+async def answer_quickly(handle: CollectionHandle, call, *, cheap: bool):
+    """Run ``call()`` (a query of ``handle``'s collection) on the event loop when it is cheap (one vector, no exact
+    search behind it) and the collection's lock is free at once: a worker thread's hand-off costs more than
+    such a query.  Anything else (a batch, with_recall, a text to embed, a writer holding the lock) goes to the
+    thread pool, so the loop never waits."""
+    from starlette.concurrency import run_in_threadpool
+
+    if cheap and handle.lock.acquire(blocking=False):
+        try:
+            return call()
+        finally:
+            handle.lock.release()
+    return await run_in_threadpool(call)

@@ -266,6 +266,16 @@ class ServerState:
             handle = self._handles[name] = CollectionHandle(self.db_path, name, self.open_database)
             return handle
 
+    async def handle_async(self, name: str) -> CollectionHandle:
+        """``handle(name)`` from the event loop: at once when the collection is open, else opened in a worker
+        thread (opening reads files)."""
+        handle = self._handles.get(name)
+        if handle is not None:
+            return handle
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(self.handle, name)
+
     def drop(self, name: str) -> None:
         """Drop a collection: refused (409) while one of its indexes is being built.  Requests that already hold
         its handle get a 404 once they take its lock."""
