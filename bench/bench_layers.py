@@ -287,7 +287,8 @@ def run_dataset(name: str, args) -> dict:
                 server.terminate()
                 server.wait()
     if args.chroma_python:
-        rows.update(run_chroma(args.chroma_python, dataset, truth, work, args))
+        hnswlib_ef = int(rows["hnswlib"]["param"].split("=")[1]) if "hnswlib" in rows else ef
+        rows.update(run_chroma(args.chroma_python, dataset, truth, work, args, hnswlib_ef))
     return {"dataset": dataset.name, "n": len(dataset.train), "queries": len(queries), "rows": rows}
 
 
@@ -315,12 +316,12 @@ def _best(row: dict, key: str, value: float) -> None:
     row[key] = max(row.get(key, 0.0), value)
 
 
-def run_chroma(python: str, dataset, truth, work: Path, args) -> dict:
+def run_chroma(python: str, dataset, truth, work: Path, args, ef: int) -> dict:
     """Chroma measured by bench/chroma_layers.py in its own interpreter (chromadb pins its own dependencies)."""
     data = work / "chroma-data.npz"
     np.savez(data, train=dataset.train, test=dataset.test, truth=truth)
     out = subprocess.run([python, str(HERE / "chroma_layers.py"), str(data), dataset.metric, str(work / "chroma"),
-                          str(args.rounds)], capture_output=True, text=True)
+                          str(args.rounds), str(ef)], capture_output=True, text=True)
     if out.returncode != 0:
         print(out.stderr[-2000:], file=sys.stderr)
         return {}
