@@ -152,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--sample", type=int, default=200, help="held-out queries drawn from the collection (default 200)")
     p.add_argument("--no-apply", action="store_true", help="report only; do not make it the index's default")
+    p.add_argument("--modality", choices=["text", "image"],
+                   help="tune for this kind of query only (the server uses it for text / photo searches)")
+    p.add_argument("--queries", help="a .npy of query vectors to tune on (their exact neighbours are the truth)")
+    p.add_argument("--from-log", action="store_true",
+                   help="tune on the text queries of the server's query log, re-embedded (implies --modality text)")
     p.set_defaults(handler=cmd_tune)
 
     _add_optional(sub, "serve", "lookalike.server.cli", "add_serve_arguments", "run_serve",
@@ -350,9 +355,25 @@ def cmd_train_image_tower(args) -> int:
 
 
 def cmd_tune(args) -> int:
+    import numpy as np
+
+    from .errors import InvalidInputError
+
+    modality, queries = args.modality, None
+    if args.queries and args.from_log:
+        raise InvalidInputError("--queries and --from-log are two sources of queries: give one")
     with _open(args) as db:
-        report = db.get_collection(args.name).tune(args.index, args.target, args.k, sample=args.sample,
-                                                   apply=not args.no_apply)
+        col = db.get_collection(args.name)
+        if args.queries:
+            queries = np.load(args.queries, allow_pickle=False)
+        elif args.from_log:
+            from .tune import logged_text_queries
+
+            modality = "text"
+            queries = logged_text_queries(db.path, col)
+            print(f"tuning on {len(queries)} distinct text queries of the query log, re-embedded")
+        report = col.tune(args.index, args.target, args.k, sample=args.sample, apply=not args.no_apply,
+                          queries=queries, modality=modality)
         for row in report.tried:
             print("  " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         print(report.summary())

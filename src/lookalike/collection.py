@@ -206,6 +206,7 @@ class Collection:
         *,
         with_recall: bool = False,
         include_metadata: bool = True,
+        modality: str | None = None,
         **query_params: Any,
     ) -> SearchResult:
         """The k nearest points of each query vector (a 1-D vector is one query; results are batch-shaped).
@@ -213,10 +214,14 @@ class Collection:
         ``where`` filters on metadata (see ``lookalike.storage.filters``); ``index`` picks an index by name
         (default: the last one built, else exact); ``query_params`` go to that index (``nprobe=``, ``ef=``...).
         ``with_recall=True`` also runs the exact search and fills ``true_knn`` per hit and ``recall`` per query.
+        ``modality`` ("text" or "image": what the query vectors were made from) picks the parameters tuned for
+        that kind of query (``tune(..., modality=)``), when there are some.
         """
         k = check_k(k)
         q = as_matrix(vectors, self.dim, what="queries")
-        request = (q, k, where, index, with_recall, include_metadata, query_params)
+        if modality is not None:
+            tuned_key(FLAT, modality)  # an unknown modality raises here
+        request = (q, k, where, index, with_recall, include_metadata, modality, query_params)
         # The straight line: one pragma says whether anything was written since the last sync; if not, the query
         # runs on the in-memory state without a transaction, and a second pragma confirms no writer slipped in
         # while it read metadata.  Otherwise (or then) it runs inside a read transaction after a sync.
@@ -231,12 +236,13 @@ class Collection:
         self._synced_stamp = stamp
         return result
 
-    def _query_in_memory(self, q, k, where, index, with_recall, include_metadata, query_params) -> SearchResult:
+    def _query_in_memory(self, q, k, where, index, with_recall, include_metadata, modality,
+                         query_params) -> SearchResult:
         """collection -> index -> kernel -> labels -> ids -> metadata, on a synced collection."""
         name = self._default_index if index is None else index
         allowed = None if where is None else self._store.filter_labels(where)
         searcher = self._synced_index(name).index
-        tuned = self._tuned.get(name)
+        tuned = (modality is not None and self._tuned.get(f"{name}@{modality}")) or self._tuned.get(name)
         if tuned:
             query_params = {**tuned, **query_params}
         t0 = time.perf_counter()
@@ -306,23 +312,31 @@ class Collection:
         with self._store.transaction():
             self._store.create_metadata_index(key)
 
-    def tune(self, index: str | None = None, target_recall: float = 0.95, k: int = 10, *, sample: int = 200,
-             apply: bool = True):
+    def tune(self, index: str | None = None, target_recall: float = 0.95, k: int = 10, *, queries: Any = None,
+             sample: int = 200, apply: bool = True, modality: str | None = None):
         """Find the cheapest query parameter of an index that reaches ``target_recall`` (see ``lookalike.tune``),
-        measured on a held-out sample of this collection's own vectors.  With ``apply`` the value becomes the
-        index's default for later queries (a parameter passed to ``query`` still wins)."""
+        measured on ``queries`` (query vectors whose exact neighbours are the truth: real text queries, say) or,
+        without them, on a held-out sample of this collection's own vectors.  With ``apply`` the value becomes
+        the index's default for later queries of that ``modality`` ("text", "image"; None: every query without
+        a tuned modality of its own); a parameter passed to ``query`` still wins."""
         from .tune import tune
 
         name = self.default_index if index is None else index
+        key = tuned_key(name, modality)
         self._sync()
-        report = tune(self._synced_index(name).index, target_recall, k, sample=sample)
+        report = tune(self._synced_index(name).index, target_recall, k, sample=sample, queries=queries)
         if apply and report.param is not None:
             with self._store.transaction():
-                self._store.set_meta(f"tuned:{name}", json.dumps({report.param: report.value}))
+                self._store.set_meta(key, json.dumps({report.param: report.value}))
         return report
 
-    def tuned_params(self, index: str) -> dict[str, Any]:
-        return json.loads(self._store.get_meta(f"tuned:{index}", "{}"))
+    def tuned_params(self, index: str, modality: str | None = None) -> dict[str, Any]:
+        """The tuned query parameters queries of ``modality`` get on ``index`` (the modality's own, else the
+        index's general ones)."""
+        general = json.loads(self._store.get_meta(tuned_key(index, None), "{}"))
+        if modality is None:
+            return general
+        return json.loads(self._store.get_meta(tuned_key(index, modality), "null")) or general
 
     def drop_index(self, type: str) -> None:
         if type == FLAT:
@@ -544,6 +558,18 @@ class _MetadataCache:
 
 def _copy(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if metadata is None else metadata.copy()
+
+
+MODALITIES = ("text", "image")
+
+
+def tuned_key(index: str, modality: str | None) -> str:
+    """The meta key of an index's tuned parameters, for all queries or for one modality."""
+    if modality is None:
+        return f"tuned:{index}"
+    if modality not in MODALITIES:
+        raise InvalidInputError(f"modality must be one of {MODALITIES} or None, got {modality!r}")
+    return f"tuned:{index}@{modality}"
 
 
 def _load_json(text: str | None) -> dict[str, Any] | None:

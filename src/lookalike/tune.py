@@ -2,7 +2,9 @@
 
 Given an index and a target (say recall@10 >= 0.95), ``tune`` draws a held-out sample of the index's own
 vectors as queries, computes their exact neighbours with FlatIndex (each query's own point excluded, so the
-task is not trivially easy), and searches the parameter's grid.  Recall grows with the parameter (more lists
+task is not trivially easy), and searches the parameter's grid.  Queries of another kind than the stored points
+(text queries against a catalog of photos: the modality gap) need their own parameters: pass them as
+``queries`` and their exact neighbours are the truth.  Recall grows with the parameter (more lists
 probed, a wider beam, more candidates), so a binary search over the sorted grid finds the smallest value that
 meets the target in about log2(len(grid)) measurements.  The report says what was measured, never a promise.
 """
@@ -51,8 +53,10 @@ class TuneReport:
 
 
 def tune(index, target_recall: float = 0.95, k: int = 10, *, sample: int = 200, seed: int = 0,
-         allowed_ids=None) -> TuneReport:
-    """Pick the smallest query parameter of ``index`` whose measured recall@k reaches ``target_recall``."""
+         allowed_ids=None, queries=None) -> TuneReport:
+    """Pick the smallest query parameter of ``index`` whose measured recall@k reaches ``target_recall``, on
+    ``sample`` of its own points, or on ``queries`` (an array of query vectors) when given."""
+    from ._validation import as_matrix
     from .evaluation import recall_per_query
     from .index.flat import FlatIndex
 
@@ -62,12 +66,17 @@ def tune(index, target_recall: float = 0.95, k: int = 10, *, sample: int = 200, 
     live = np.flatnonzero(index.live)
     if len(live) <= k:
         raise InvalidParameterError(f"the index holds {len(live)} points: tuning needs more than k={k}")
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(live, size=min(sample, len(live)), replace=False)
-    queries, own = index.vectors[chosen], index.labels[chosen]
     exact = FlatIndex(index.dim, index.metric)
     exact.add(index.vectors[live], index.labels[live])
-    truth = _drop_self(exact.search(queries, k + 1), own, k)
+    if queries is None:
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(live, size=min(sample, len(live)), replace=False)
+        queries, own = index.vectors[chosen], index.labels[chosen]
+        truth = _drop_self(exact.search(queries, k + 1), own, k)
+    else:  # the caller's queries: none of them is a stored point, nothing to drop (k + 1 asked, k kept)
+        queries = as_matrix(queries, index.dim, what="queries")
+        own = np.full(len(queries), -2, dtype=np.int64)
+        truth = _drop_self(exact.search(queries, k + 1), own, k)
 
     if index.type_name not in _GRIDS:
         return TuneReport(index.type_name, None, None, 1.0, target_recall, k, len(queries), True, 0.0)
@@ -126,3 +135,27 @@ def _powers(start: int, stop: int) -> list[int]:
         values.append(v)
         v *= 2
     return values + [stop]
+
+
+def logged_text_queries(db_path, collection, limit: int = 2000):
+    """The distinct text queries the server logged for ``collection`` (newest ``limit``), embedded again by the
+    collection's text route: what shoppers really typed, to tune on (``lookalike tune --from-log``)."""
+    import sqlite3
+    from pathlib import Path
+
+    from .embed.base import get_embedder, query_route
+    from .errors import InvalidInputError
+
+    log_file = Path(db_path) / "querylog.sqlite"
+    if not log_file.is_file():
+        raise InvalidInputError(f"{log_file} does not exist: serve the database and search by text first")
+    if not collection.embedder:
+        raise InvalidInputError(f"collection {collection.name!r} records no embedder: its texts cannot be embedded")
+    with sqlite3.connect(f"file:{log_file}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT text FROM queries WHERE collection = ? AND mode = 'text' AND text IS NOT NULL "
+                            "GROUP BY text ORDER BY MAX(id) DESC LIMIT ?", (collection.name, limit)).fetchall()
+    texts = [text for (text,) in rows if text.strip()]
+    if len(texts) < 10:
+        raise InvalidInputError(f"the query log holds {len(texts)} text queries of {collection.name!r}: "
+                                "tuning needs at least 10")
+    return get_embedder(query_route(collection.embedder)).embed_texts(texts)

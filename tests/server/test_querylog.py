@@ -82,3 +82,24 @@ def test_querylog_never_fails_a_query(tmp_path):
     log = QueryLog(tmp_path / "q.sqlite")
     log.close()  # a closed connection: writes fail, and are swallowed
     assert log.record(mode="text", collection="c", text="x") is None
+
+
+def test_tune_from_the_query_log_tunes_text_queries(client, catalog, capsys):
+    """`lookalike tune --from-log` re-embeds what shoppers typed and keeps the result for text queries only."""
+    from lookalike import Database
+    from lookalike.cli import main
+
+    words = ["red dress", "black trousers", "white sneakers", "a warm coat", "leather bag", "ankle boots",
+             "striped shirt", "summer sandals", "wool pullover", "cotton t-shirt", "blue jeans", "a handbag"]
+    for text in words:
+        client.post("/api/collections/catalog/search", json={"text": text, "k": 3, "index": "ivf"})
+    client.get("/api/query-log?format=json&limit=1")  # the log is flushed by any read
+    db_path = catalog[0]
+    assert main(["tune", "catalog", "--index", "ivf", "--from-log", "--target", "0.9", "--db", str(db_path)]) == 0
+    out = capsys.readouterr().out
+    assert "distinct text queries of the query log" in out and "nprobe=" in out
+    with Database(db_path) as db:
+        col = db.get_collection("catalog")
+        assert set(col.tuned_params("ivf", "text")) == {"nprobe"}
+        with col._store.transaction():  # leave the shared fixture as it was
+            col._store.conn.execute("DELETE FROM meta WHERE key = 'tuned:ivf@text'")

@@ -64,3 +64,51 @@ def test_collection_tune_applies_the_value(tmp_path):
     col.create_index("ivf", nlist=16)  # a rebuild forgets the old tuning
     assert col.tuned_params("ivf") == {}
     db.close()
+
+
+def shifted_queries(n: int, dim: int, seed: int) -> np.ndarray:
+    """Queries from another distribution than the points (the modality gap of text vs photos, in miniature):
+    the same clusters, moved off the data along one common direction."""
+    rng = np.random.default_rng(seed)
+    base = clustered(n, dim, 50, seed=seed)
+    gap = rng.standard_normal(dim).astype(np.float32)
+    return base + 3.0 * gap / np.linalg.norm(gap)
+
+
+def test_tune_on_given_queries_measures_those_queries(ivf):
+    queries = shifted_queries(150, 16, seed=4)
+    own = tune(ivf, target_recall=0.95, k=10, sample=150)
+    given = tune(ivf, target_recall=0.95, k=10, queries=queries)
+    assert given.n_queries == 150 and given.reached
+    # the given queries' exact neighbours are the truth: the chosen nprobe reaches the target on them
+    assert evaluate(ivf, queries, 10, nprobe=given.value)["recall"] >= 0.95
+    assert given.value >= own.value  # off-distribution queries never need less
+
+
+def test_parameters_tuned_per_modality_are_used_by_queries_of_that_modality(tmp_path):
+    pytest.importorskip("lookalike.index.ivf")
+    with lookalike.Database(tmp_path / "db") as db:
+        col = db.create_collection("c", dim=16, metric="l2")
+        points = clustered(4000, 16, 50, seed=1)
+        col.add(list(range(len(points))), points)
+        col.create_index("ivf", nlist=64)
+        text_queries = shifted_queries(100, 16, seed=2)
+        image = col.tune("ivf", 0.9, modality="image")
+        text = col.tune("ivf", 0.99, queries=text_queries, modality="text")
+        assert col.tuned_params("ivf", "image") == {"nprobe": image.value}
+        assert col.tuned_params("ivf", "text") == {"nprobe": text.value}
+        assert col.tuned_params("ivf") == {}  # no general default was set
+        q = text_queries[:5]
+        as_text = col.query(q, k=10, modality="text")
+        assert np.array_equal(as_text.ids, col.query(q, k=10, nprobe=text.value).ids)
+        assert np.array_equal(col.query(q, k=10, modality="image").ids, col.query(q, k=10, nprobe=image.value).ids)
+        assert np.array_equal(col.query(q, k=10, modality="text", nprobe=1).ids, col.query(q, k=10, nprobe=1).ids)
+        with pytest.raises(lookalike.InvalidInputError):
+            col.query(q, k=10, modality="audio")
+    with lookalike.Database(tmp_path / "db") as db:  # durable
+        assert db.get_collection("c").tuned_params("ivf", "text") == {"nprobe": text.value}
+
+
+def test_tune_refuses_queries_of_another_dimension(ivf):
+    with pytest.raises(lookalike.DimensionMismatchError):
+        tune(ivf, queries=np.ones((5, 8), np.float32))

@@ -55,7 +55,8 @@ def run_search(state: ServerState, handle: CollectionHandle, query: Query, start
         if query.mode == "item":
             vector = handle.collection.get([query.like_id]).vectors[0]
         result, index = query_collection(handle, vector, query.k, index=query.index, params=query.params,
-                                         where=query.where, with_recall=query.with_recall)
+                                         where=query.where, with_recall=query.with_recall,
+                                         modality=query.mode if query.mode in ("text", "image") else None)
     hits = shape_hits(handle.name, result)
     recall = None if result.recall is None else float(result.recall[0])
     latency = {
@@ -78,7 +79,7 @@ def run_search(state: ServerState, handle: CollectionHandle, query: Query, start
 
 def query_collection(handle: CollectionHandle, vectors: Any, k: int, *, index: str | None = None,
                      params: dict[str, Any] | None = None, where: dict[str, Any] | None = None,
-                     with_recall: bool = False, include_metadata: bool = True):
+                     with_recall: bool = False, include_metadata: bool = True, modality: str | None = None):
     """``Collection.query`` under the handle's lock, with the server's rules: query parameters checked, the index
     resolved around a first build, a kernel's refusal of a parameter value reported as InvalidParameterError.
     Returns the result and the name of the index that answered."""
@@ -87,6 +88,8 @@ def query_collection(handle: CollectionHandle, vectors: Any, k: int, *, index: s
     with handle.lock:
         col = handle.collection
         name = handle.resolve_index(index)
+        if modality is not None and not handle.sharded:  # parameters tuned for text or photo queries
+            params = {"modality": modality, **params}
         try:
             result = col.query(vectors, k, where=where, index=name, with_recall=with_recall,
                                include_metadata=include_metadata, **params)
