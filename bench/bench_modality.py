@@ -20,38 +20,8 @@ import time
 
 import numpy as np
 
-TEMPLATES = ("{np}", "{adj} {bare}", "looking for {np}", "a {adj} one: {bare}", "{bare} for women", "{bare} for men",
-             "buy {adj} {bare}", "i want {np}")
-ADJECTIVES = ("black", "white", "red", "navy", "green", "cheap", "warm", "light", "striped", "vintage", "leather",
-              "cotton")
 SWEEPS = {"hnsw": ("ef", [10, 16, 24, 32, 48, 64, 96, 128, 192, 256]),
           "ivf": ("nprobe", [1, 2, 4, 8, 12, 16, 24, 32, 48, 64])}
-
-
-def generated_text_queries(n: int, seed: int = 0) -> tuple[list[str], list[int]]:
-    """``n`` shopping queries from WordNet's garment words of every class, in templates, seeded."""
-    from lookalike.embed.captions import noun_phrase
-    from lookalike.embed.garments import GarmentLexicon
-
-    lexicon = GarmentLexicon()
-    words: dict[int, set[str]] = {}
-    for synset in lexicon.wordnet.all_synsets():
-        if lexicon._in_domain(synset):
-            label, _ = lexicon.classify(synset)
-            if label is not None:
-                words.setdefault(label, set()).update(w for w in synset.words() if w.isascii())
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    classes = sorted(words)
-    for i in range(n):
-        label = classes[i % len(classes)]
-        word = sorted(words[label])[rng.integers(len(words[label]))]
-        adjective = ADJECTIVES[rng.integers(len(ADJECTIVES))]
-        template = TEMPLATES[rng.integers(len(TEMPLATES))]
-        np_, bare = noun_phrase(word)
-        texts.append(template.format(np=np_, bare=bare, adj=adjective))
-        labels.append(label)
-    return texts, labels
 
 
 def photo_queries(col, n: int, seed: int = 0) -> np.ndarray:
@@ -96,6 +66,8 @@ def main() -> None:
     db = lookalike.Database(args.db)
     col = db.get_collection(args.collection)
     sets = {"photo": photo_queries(col, args.queries)}
+    from lookalike.embed.garments import generated_text_queries
+
     texts, _ = generated_text_queries(args.queries)
     for name in args.embedders.split(","):
         sets[f"text ({name})"] = get_embedder(name).embed_texts(texts)

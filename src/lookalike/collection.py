@@ -330,13 +330,14 @@ class Collection:
                 self._store.set_meta(key, json.dumps({report.param: report.value}))
         return report
 
-    def tuned_params(self, index: str, modality: str | None = None) -> dict[str, Any]:
-        """The tuned query parameters queries of ``modality`` get on ``index`` (the modality's own, else the
-        index's general ones)."""
+    def tuned_params(self, index: str, modality: str | None = None, *, inherit: bool = True) -> dict[str, Any]:
+        """The tuned query parameters queries of ``modality`` get on ``index``: the modality's own, else (with
+        ``inherit``) the index's general ones."""
         general = json.loads(self._store.get_meta(tuned_key(index, None), "{}"))
         if modality is None:
             return general
-        return json.loads(self._store.get_meta(tuned_key(index, modality), "null")) or general
+        own = json.loads(self._store.get_meta(tuned_key(index, modality), "null"))
+        return own or (general if inherit else {})
 
     def drop_index(self, type: str) -> None:
         if type == FLAT:

@@ -68,6 +68,19 @@ def test_the_garment_sense_is_chosen_and_phrases_first(lexicon):
     assert lexicon.garment_words("a table by the window") == []
 
 
+@pytest.mark.parametrize("text, head, expected", [
+    ("white sneakers", "sneakers", "Sneaker"),  # "white" is also clothing in WordNet ("whites"): a modifier here
+    ("denim jacket", "jacket", "Coat"),  # "denim" reaches trousers: a modifier
+    ("jersey dress", "dress", "Dress"),
+    ("a bag for my shoes", "bag", "Bag"),  # a garment after a preposition is not the head
+    ("sneakers in white", "sneakers", "Sneaker"),
+    ("a pair of jeans", "jeans", "Trouser"),
+])
+def test_the_head_garment_decides(lexicon, text, head, expected):
+    word = lexicon.head(text)
+    assert word.text == head and word.label == CLASS[expected]
+
+
 def test_a_word_without_a_class_above_it_is_explained_by_its_gloss(lexicon):
     (word,) = lexicon.garment_words("slingbacks")
     assert word.label is None and "strap" in word.explanation()
@@ -100,6 +113,7 @@ def test_shoppers_words_and_languages_find_their_class(route_embedder, default_e
     pixels, labels = fmnist_sample
     images = route_embedder.embed_pixels(pixels)
     queries = [("slingbacks", "Sandal"), ("a rucksack", "Bag"), ("cardigan", "Pullover"), ("anorak", "Coat"),
+               ("white sneakers", "Sneaker"), ("a denim jacket", "Coat"),
                ("des baskets blanches", "Sneaker"), ("ein Wintermantel", "Coat"), ("una borsa di pelle", "Bag"),
                ("pantalones vaqueros", "Trouser")]
     texts, expected = [q for q, _ in queries], [CLASS[c] for _, c in queries]

@@ -31,6 +31,7 @@ from .wordnet import Synset, WordNet, load_wordnet
 # What a fashion catalog sells, as WordNet roots: a sense counts as a garment sense when one of these is above it.
 DOMAIN_ROOTS = ("clothing", "footwear", "bag", "baggage", "headdress")
 MIN_ANCHORS_BELOW = 3
+PREPOSITIONS = frozenset("for with without to in on at by from under over into like near than of".split())
 MAX_PHRASE_WORDS = 3  # "tank top", "pair of jeans", "jodhpur boot"
 WORD = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*", re.UNICODE)
 
@@ -43,6 +44,7 @@ class GarmentWord:
     synset: Synset  # its garment sense
     label: int | None  # the catalog class reached through hypernyms, or None when no anchor is above it
     anchor: str | None  # the class synonym reached ("sweater"), or None
+    position: int = 0  # index of its first token in the query
 
     def explanation(self) -> str:
         """The word in the catalog's words: "cardigan, a sweater" or "slingback, a shoe that has a strap ..."."""
@@ -109,7 +111,7 @@ class GarmentLexicon:
                 synset = self.garment_sense(phrase)
                 if synset is not None:
                     label, anchor = self.classify(synset)
-                    found.append(GarmentWord(phrase, synset, label, anchor))
+                    found.append(GarmentWord(phrase, synset, label, anchor, start))
                     start += size
                     break
             else:
@@ -151,6 +153,19 @@ class GarmentLexicon:
             self._compounds = compounds
         return self._compounds
 
+    def head(self, text: str) -> GarmentWord | None:
+        """The garment the query is about: English puts modifiers before the head of a noun phrase ("white
+        sneakers", "denim jacket", "jersey dress": sneakers, jacket, dress) and attaches other garments with
+        prepositions ("a bag for my shoes", "sneakers in white"), so it is the last garment word before the
+        first preposition (or the last one, when the query starts with a preposition)."""
+        words = self.garment_words(text)
+        if not words:
+            return None
+        tokens = [token.lower() for token in WORD.findall(text)]
+        cut = next((i for i, token in enumerate(tokens) if token in PREPOSITIONS), len(tokens))
+        before = [word for word in words if word.position < cut]
+        return (before or words)[-1]
+
     def explain(self, text: str) -> str | None:
         """The query's garment words explained in the catalog's words, or None when it has none."""
         words = self.garment_words(text)
@@ -185,3 +200,40 @@ class GarmentLexicon:
 @lru_cache(maxsize=1)
 def default_lexicon() -> GarmentLexicon:
     return GarmentLexicon()
+
+
+# Shopper templates and adjectives of generated text queries (bench_modality, the demo's text tuning).
+QUERY_TEMPLATES = ("{np}", "{adj} {bare}", "looking for {np}", "a {adj} one: {bare}", "{bare} for women",
+                   "{bare} for men", "buy {adj} {bare}", "i want {np}")
+QUERY_ADJECTIVES = ("black", "white", "red", "navy", "green", "cheap", "warm", "light", "striped", "vintage",
+                    "leather", "cotton")
+
+
+def generated_text_queries(n: int, seed: int = 0, lexicon: GarmentLexicon | None = None) -> tuple[list[str], list[int]]:
+    """``n`` shopping queries made from WordNet's garment words of every class (each word whose hypernyms reach
+    a class) in shopper templates with adjectives, seeded: text queries nobody wrote down, for tuning and
+    measuring text search ("a black cardigan", "looking for espadrilles").  Returns (texts, classes)."""
+    import numpy as np
+
+    from .captions import noun_phrase
+
+    lexicon = lexicon or default_lexicon()
+    words: dict[int, set[str]] = {}
+    for synset in lexicon.wordnet.all_synsets():
+        if lexicon._in_domain(synset):
+            label, _ = lexicon.classify(synset)
+            if label is not None:
+                words.setdefault(label, set()).update(w for w in synset.words() if w.isascii())
+    rng = np.random.default_rng(seed)
+    classes = sorted(words)
+    texts, labels = [], []
+    for i in range(n):
+        label = classes[i % len(classes)]
+        pool = sorted(words[label])
+        word = pool[rng.integers(len(pool))]
+        adjective = QUERY_ADJECTIVES[rng.integers(len(QUERY_ADJECTIVES))]
+        template = QUERY_TEMPLATES[rng.integers(len(QUERY_TEMPLATES))]
+        np_, bare = noun_phrase(word)
+        texts.append(template.format(np=np_, bare=bare, adj=adjective))
+        labels.append(label)
+    return texts, labels

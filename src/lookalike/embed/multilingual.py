@@ -180,11 +180,13 @@ class ShopperTextRoute:
         decision = RouteDecision(text, english)
         if self.language.has_foreign_function_words(text):
             return decision  # "une robe", "jersey de lana": English homographs (robe, jersey) would mislead
-        decision.garment_words = self.lexicon.garment_words(text)
-        anchored = [word for word in decision.garment_words if word.label is not None]
-        if anchored:
-            decision.label, decision.source = anchored[0].label, "wordnet"
-        elif decision.garment_words:
+        head = self.lexicon.head(text)  # the garment the query is about: "white sneakers" -> sneakers
+        if head is None:
+            return decision
+        decision.garment_words = [head]
+        if head.label is not None:
+            decision.label, decision.source = head.label, "wordnet"
+        else:
             decision.source = "wordnet-gloss"
         return decision
 
