@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _serve import start_server
+
 TARGET_RECALL = 0.95
 K = 10
 EF_GRID = [10, 12, 14, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256]
@@ -149,25 +151,6 @@ def prepared_queries(dataset) -> np.ndarray:
 # --- HTTP -----------------------------------------------------------------------------------------------------------
 
 
-def start_server(db_path: Path, port: int, workers: int = 1) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    command = [sys.executable, "-m", "lookalike.cli", "serve", "--db", str(db_path), "--port", str(port)]
-    if workers > 1:
-        command += ["--workers", str(workers)]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import httpx
-
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    server.kill()
-    raise RuntimeError("the server did not start")
-
-
 CLIENT_SCRIPT = """
 import sys, time, json, numpy as np, lookalike
 url, index, param, value, path, start, stop = sys.argv[1:8]
@@ -274,7 +257,7 @@ def run_dataset(name: str, args) -> dict:
         np.save(queries_file, queries)
         for workers, layers in ((1, ((1, "http-1"), (4, "http-4"))), (2, ((4, "http-4 2w"),))):
             port = args.port + workers
-            server = start_server(work / "db", port, workers)
+            server = start_server(str(work / "db"), port, workers=workers)
             try:
                 url = f"http://127.0.0.1:{port}"
                 for system, param, value in (("lookalike hnsw", "ef", ef), ("lookalike ivf", "nprobe", nprobe)):

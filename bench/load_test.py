@@ -26,6 +26,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from _serve import start_server
+
 TEXTS = ["white sneakers", "black dress", "ankle boots", "a bag", "warm coat", "striped shirt", "trousers",
          "pullover", "sandals for summer", "t-shirt with logo"]
 
@@ -40,27 +42,6 @@ def check_loopback(url: str) -> None:
     host = urlparse(url).hostname or ""
     if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
         raise SystemExit(f"refusing to load {host}: this script only targets loopback addresses")
-
-
-def start_server(db: str, port: int, api_key: str | None) -> subprocess.Popen:
-    env = dict(os.environ)
-    if api_key:
-        env["LOOKALIKE_API_KEY"] = api_key
-    cmd = [sys.executable, "-m", "lookalike.cli", "serve", "--db", db, "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    import httpx
-
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.3)
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")
-    proc.kill()
-    raise SystemExit("server did not come up in 120 s")
 
 
 def rss_mb(pid: int) -> float:
@@ -157,7 +138,7 @@ def main() -> int:
         base = args.url.rstrip("/")
     elif args.db:
         port = free_port()
-        proc = start_server(args.db, port, api_key)
+        proc = start_server(args.db, port, api_key=api_key)
         base = f"http://127.0.0.1:{port}"
     else:
         p.error("give --db or --url")
