@@ -330,6 +330,20 @@ class Collection:
                 self._store.set_meta(key, json.dumps({report.param: report.value}))
         return report
 
+    def adapt_index(self, index: str, queries: Any, n_neighbors: int = 10) -> dict[str, Any]:
+        """Teach a graph index the queries it will get, when they differ from the stored points (text queries
+        on a catalog of photos): sample query vectors link their nearest points together in the graph (see
+        ``HNSWIndex.add_query_edges``), and the index is saved.  Returns what was added."""
+        self._sync()
+        synced = self._synced_index(index)
+        adapt = getattr(synced.index, "add_query_edges", None)
+        if adapt is None:
+            raise InvalidInputError(f"a {synced.index.type_name!r} index cannot be adapted to queries (hnsw can)")
+        added = adapt(queries, n_neighbors)
+        synced.saved_version = None  # the graph changed: save it even though the data did not
+        self._save(index, synced)
+        return {"index": index, "queries": len(as_matrix(queries, self.dim, what="queries")), "links_added": added}
+
     def tuned_params(self, index: str, modality: str | None = None, *, inherit: bool = True) -> dict[str, Any]:
         """The tuned query parameters queries of ``modality`` get on ``index``: the modality's own, else (with
         ``inherit``) the index's general ones."""

@@ -67,13 +67,15 @@ def build_indexes(col) -> None:
 
 
 TEXT_TUNING_QUERIES = 300
+TEXT_ADAPTING_QUERIES = 3000  # sample text queries whose neighbourhoods the HNSW graph learns (seed 2)
 TEXT_TARGET_RECALL = 0.98  # on average: high enough that almost every single text query gets >= 0.8
 
 
 def tune_for_text(col, embedder) -> None:
-    """Text queries sit apart from the photos the indexes were built on (the modality gap): tune each index's
-    query parameter for them on generated shopping queries (seed 1; the benchmark draws seed 0), kept for the
-    text modality only, so the page's text searches reach the recall photos get at the index defaults."""
+    """Text queries sit apart from the photos the indexes were built on (the modality gap): the HNSW graph
+    learns links from generated shopping queries (seed 2; see HNSWIndex.add_query_edges), then each index's
+    query parameter is tuned for them on other generated queries (seed 1; the benchmark draws seed 0), kept for
+    the text modality only, so the page's text searches reach the recall photos get."""
     if "text" not in getattr(embedder, "modalities", ()) or not hasattr(embedder, "route"):
         return
     pending = [name for name in col.indexes if name != "flat" and not col.tuned_params(name, "text", inherit=False)]
@@ -82,6 +84,10 @@ def tune_for_text(col, embedder) -> None:
         return
     from .embed.garments import generated_text_queries
 
+    if "hnsw" in pending:
+        sample, _ = generated_text_queries(TEXT_ADAPTING_QUERIES, seed=2)
+        report = col.adapt_index("hnsw", embedder.embed_texts(sample))
+        print(f"hnsw adapted to text queries: {report['links_added']} links from {report['queries']} sample queries")
     texts, _ = generated_text_queries(TEXT_TUNING_QUERIES, seed=1)
     queries = embedder.embed_texts(texts)
     for name in pending:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import lookalike.index.hnsw as hnsw_module
-from lookalike.errors import InvalidParameterError
+from lookalike.errors import DimensionMismatchError, InvalidParameterError
 from lookalike.index.flat import FlatIndex
 from lookalike.index.hnsw import HNSWIndex
 from lookalike.index.registry import from_config
@@ -277,3 +277,64 @@ def test_load_refuses_inconsistent_graph_files(tmp_path):
             fresh._restore({**state, name: bad.astype(np.int32)}, {"entry_point": entry})
     fresh._restore(state, {"entry_point": entry})  # the intact arrays load
     assert fresh.entry_point == entry
+
+
+def test_query_edges_lift_recall_of_out_of_distribution_queries_and_keep_the_graph_sound(tmp_path):
+    """Queries from another distribution than the points (moved off the data along one direction, as text
+    queries sit apart from photos): linking each sample query's nearest points raises recall at a fixed ef."""
+    from lookalike import FlatIndex, HNSWIndex
+
+    rng = np.random.default_rng(5)
+    centers = rng.standard_normal((40, 32)).astype(np.float32)
+    points = (centers[rng.integers(0, 40, 6000)] + 0.5 * rng.standard_normal((6000, 32))).astype(np.float32)
+    gap = rng.standard_normal(32).astype(np.float32) * 2.0
+
+    def off_distribution(n):
+        return (centers[rng.integers(0, 40, n)] + 0.5 * rng.standard_normal((n, 32)) + gap).astype(np.float32)
+
+    index = HNSWIndex(32, "cosine", M=8, ef_construction=40)
+    index.add(points, np.arange(6000))
+    exact = FlatIndex(32, "cosine")
+    exact.add(points, np.arange(6000))
+    test = off_distribution(300)
+    truth = exact.search(test, 10).ids
+
+    def recall():
+        found = index.search(test, 10, ef=12).ids
+        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found.tolist(), truth.tolist())])
+
+    before = recall()
+    added = index.add_query_edges(off_distribution(2000), n_neighbors=10)
+    after = recall()
+    assert added > 0 and after > before, (before, after)
+    _, links0, counts0, *_ = index._graph()
+    assert counts0.max() <= 2 * index.M
+    for row in range(0, 6000, 37):
+        neighbours = links0[row, : counts0[row]]
+        assert row not in neighbours and len(set(neighbours.tolist())) == len(neighbours)
+    index.save(tmp_path / "hnsw")
+    reloaded = HNSWIndex.load(tmp_path / "hnsw")
+    np.testing.assert_array_equal(reloaded.search(test, 10, ef=12).ids, index.search(test, 10, ef=12).ids)
+    with pytest.raises(DimensionMismatchError):
+        index.add_query_edges(np.ones((3, 5), np.float32))
+
+
+def test_collection_adapts_its_graph_index_and_keeps_it(tmp_path):
+    import lookalike
+    from lookalike.errors import InvalidInputError
+
+    rng = np.random.default_rng(6)
+    points = rng.standard_normal((1500, 16)).astype(np.float32)
+    with lookalike.Database(tmp_path / "db") as db:
+        col = db.create_collection("c", dim=16, metric="cosine")
+        col.add(list(range(1500)), points)
+        col.create_index("hnsw", M=8, ef_construction=32)
+        col.create_index("ivf", nlist=16, default=False)
+        report = col.adapt_index("hnsw", rng.standard_normal((200, 16)).astype(np.float32) + 1.0)
+        assert report["links_added"] > 0 and report["queries"] == 200
+        q = rng.standard_normal((20, 16)).astype(np.float32) + 1.0
+        expected = col.query(q, k=5, index="hnsw", ef=10).ids
+        with pytest.raises(InvalidInputError):
+            col.adapt_index("ivf", q)
+    with lookalike.Database(tmp_path / "db") as db:  # the learned links were saved with the graph
+        np.testing.assert_array_equal(db.get_collection("c").query(q, k=5, index="hnsw", ef=10).ids, expected)

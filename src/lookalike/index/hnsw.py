@@ -118,6 +118,29 @@ class HNSWIndex(Index):
                              work.epochs[:n_workers], work.c_keys[:n_workers], work.c_nodes[:n_workers])
         self._entry = int(entry[0])
 
+    def add_query_edges(self, queries: Any, n_neighbors: int = 10) -> int:
+        """Adapt the graph to queries unlike its points (text queries against photos: out of distribution).
+
+        RoarGraph (Chen et al., VLDB 2024) and OOD-DiskANN (Jaiswal et al. 2022) observe that such a query's
+        true neighbours, close to each other from the query's point of view, can be far apart in a graph built
+        from the points alone, so the beam search stops before it has found them all.  Both learn edges from
+        sample queries; this is the simplest form: for each sample query, its ``n_neighbors`` exact nearest
+        points are linked to the nearest of them (both ways) on layer 0, where a node has room (a build link
+        is never evicted, so the degree bound 2M holds).  Searches then reach the others from the first one.
+        Returns the number of links added.  The links are part of the graph: saved, loaded, and kept until the
+        index is rebuilt (points added later do not get them)."""
+        from .._validation import as_matrix
+        from ..metrics import prepare
+
+        n_neighbors = check_positive_int(n_neighbors, "n_neighbors", minimum=2)
+        q = prepare(as_matrix(queries, self.dim, what="queries"), self.spec, what="queries")
+        live = None if self._n_live == self.n_rows else self.live
+        rows, _ = exact_topk(q, self.vectors, n_neighbors, self.spec.kind, live)
+        _, links0, counts0, *_ = self._graph(writable=True)
+        added = kernels.link_stars(rows, links0, counts0)
+        self._context = None
+        return int(added)
+
     # ------------------------------------------------------------------ reading
     def search(self, queries: Any, k: int = 10, *, allowed_ids: Any = None, **query_params: Any) -> SearchResult:
         """``Index.search``, with a short way for the case a server sees most: one finite float32 query, no

@@ -551,3 +551,35 @@ def search_many(queries, vectors, graph, entry, k, ef, is_ip, mask, use_mask, ta
                                  scratch, out_rows[i], out_raw[i])
         epochs[w] = epoch
     return out_rows, out_raw
+
+
+@njit(cache=True)
+def link_stars(rows, links0, counts0):
+    """For each row of ``rows`` (a sample query's nearest nodes, nearest first, -1 padded): link its first node
+    and each other node both ways on layer 0 where the node's list has room and lacks the link.  Returns the
+    number of links added (HNSWIndex.add_query_edges)."""
+    added = 0
+    for i in range(rows.shape[0]):
+        hub = rows[i, 0]
+        if hub < 0:
+            continue
+        for j in range(1, rows.shape[1]):
+            other = rows[i, j]
+            if other < 0 or other == hub:
+                continue
+            added += _link_if_room(links0, counts0, hub, other)
+            added += _link_if_room(links0, counts0, other, hub)
+    return added
+
+
+@njit(cache=True)
+def _link_if_room(links0, counts0, a, b):
+    count = counts0[a]
+    if count >= links0.shape[1]:
+        return 0
+    for slot in range(count):
+        if links0[a, slot] == b:
+            return 0
+    links0[a, count] = b
+    counts0[a] = count + 1
+    return 1
