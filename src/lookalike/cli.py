@@ -136,6 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name")
     d.add_argument("--type", required=True)
     d.set_defaults(handler=cmd_index_drop)
+    a = isub.add_parser("adapt", help="teach a graph index the queries it will get (text queries on photos)",
+                        parents=[db])
+    a.add_argument("name")
+    a.add_argument("--type", default="hnsw", help="the graph index to adapt (default hnsw)")
+    source = a.add_mutually_exclusive_group(required=True)
+    source.add_argument("--queries", help="a .npy of sample query vectors")
+    source.add_argument("--from-log", action="store_true", help="the text queries of the server's query log")
+    source.add_argument("--generated", type=int, metavar="N",
+                        help="N shopping queries generated from WordNet's garment words (a catalog of garments)")
+    a.add_argument("--neighbors", type=int, default=10, help="nearest points each sample query links (default 10)")
+    a.set_defaults(handler=cmd_index_adapt)
 
     p = sub.add_parser("train-image-tower", help="train the default embedder's image tower on Fashion-MNIST (seeded)")
     p.add_argument("--out", help="weights file to write (default: the package's models/fmnist_image_tower.safetensors)")
@@ -336,6 +347,31 @@ def cmd_index_build(args) -> int:
         report = col.create_index(args.type, default=not args.no_default, **params)
         shown = {k: v for k, v in report.items() if k not in ("dim", "metric", "type", "build_s", "count")}
         print(f"built {args.type} {shown} in {report['build_s']:.2f}s")
+    return 0
+
+
+def cmd_index_adapt(args) -> int:
+    import numpy as np
+
+    with _open(args) as db:
+        col = db.get_collection(args.name)
+        if args.queries:
+            queries = np.load(args.queries, allow_pickle=False)
+        elif args.from_log:
+            from .tune import logged_text_queries
+
+            queries = logged_text_queries(db.path, col)
+        else:
+            from .embed.base import get_embedder, query_route
+            from .embed.garments import generated_text_queries
+            from .errors import InvalidInputError
+
+            if not col.embedder:
+                raise InvalidInputError(f"collection {col.name!r} records no embedder to embed generated queries")
+            texts, _ = generated_text_queries(args.generated, seed=2)
+            queries = get_embedder(query_route(col.embedder)).embed_texts(texts)
+        report = col.adapt_index(args.type, queries, args.neighbors)
+        print(f"{args.type} of {col.name}: {report['links_added']} links from {report['queries']} sample queries")
     return 0
 
 

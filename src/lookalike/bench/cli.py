@@ -90,6 +90,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                      help=f"directory for the JSON result and the plots (default ./{DEFAULT_OUT})")
     out.add_argument("--no-plot", action="store_true", help="do not draw the recall-QPS plot")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    modal = parser.add_argument_group("text vs photo queries")
+    modal.add_argument("--modalities", default=None, metavar="DB[:COLLECTION]",
+                       help="instead of the above: recall-QPS curves of photo queries and generated text queries on "
+                            "a collection's indexes (default collection fashion-mnist), one plot")
+    modal.add_argument("--text-embedders", default=None, metavar="LIST",
+                       help="with --modalities: text routes to embed the text queries (default: the collection's)")
     out.add_argument("--show", default=None, metavar="RESULT.json",
                      help="print the table (and redraw the plots unless --no-plot) of a saved result, and exit")
 
@@ -101,10 +107,34 @@ def run_bench(args: argparse.Namespace) -> int:
             return _list_algorithms(args)
         if args.show:
             return _show(args)
+        if args.modalities:
+            return _modalities(args)
         return _run(args)
     except LookalikeError as exc:
         print(f"lookalike bench: {exc}", file=sys.stderr)
         return 2
+
+
+def _modalities(args: argparse.Namespace) -> int:
+    """``--modalities DB[:COLLECTION]``: lookalike.bench.modality, printed and plotted into --out."""
+    from ..database import Database
+    from ..embed.base import query_route
+    from .modality import measure_modalities, plot, report
+
+    db_path, _, name = args.modalities.partition(":")
+    with Database(db_path) as db:
+        col = db.get_collection(name or "fashion-mnist")
+        if not col.embedder and not args.text_embedders:
+            raise _bad(f"collection {col.name!r} records no embedder: pass --text-embedders")
+        embedders = (args.text_embedders or query_route(col.embedder)).split(",")
+        curves = measure_modalities(col, embedders, args.queries or 200, args.seed)
+        print(f"{col.name}: {len(col)} points; photo queries vs text queries ({', '.join(embedders)})")
+        print(report(curves))
+        if not args.no_plot:
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            plot(curves, str(out / f"modalities-{col.name}"), col.name)
+    return 0
 
 
 def _list_algorithms(args: argparse.Namespace) -> int:
