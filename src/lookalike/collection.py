@@ -248,7 +248,8 @@ class Collection:
         t0 = time.perf_counter()
         raw = searcher.search(q, k, allowed_ids=allowed, **query_params)
         t1 = time.perf_counter()
-        stats: dict[str, Any] = {"index": name, "search_ms": 1000 * (t1 - t0)}
+        stats: dict[str, Any] = {"index": name, "search_ms": 1000 * (t1 - t0),
+                                 "params": {**searcher.query_defaults, **query_params}}  # what the index used
         true_knn = recall = None
         if with_recall:
             exact = self._flat.index.search(q, k, allowed_ids=allowed)

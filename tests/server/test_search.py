@@ -209,3 +209,28 @@ def test_a_text_without_words_is_a_client_error(client):
     from .conftest import assert_error
 
     assert_error(client.post("/api/collections/catalog/search", json={"text": "?!?", "k": 3}), 400)
+
+
+def test_text_and_photo_searches_use_their_modes_tuned_parameters(client, catalog):
+    """Parameters tuned for text queries serve text searches; photo searches keep theirs; the answer says which."""
+    import lookalike
+
+    db_path = catalog[0]
+    with lookalike.Database(db_path) as db:
+        col = db.get_collection("catalog")
+        with col._store.transaction():
+            col._store.set_meta("tuned:ivf@text", '{"nprobe": 3}')
+    try:
+        text = client.post("/api/collections/catalog/search", json={"text": "a coat", "k": 3, "index": "ivf"}).json()
+        assert text["params"] == {"nprobe": 3} and text["mode"] == "text"
+        photo = client.post("/api/collections/catalog/search/image", data={"k": "3", "index": "ivf"},
+                            files={"file": ("p.jpg", product_photo("Coat"), "image/jpeg")}).json()
+        assert photo["params"] == {"nprobe": 8} and photo["mode"] == "image"
+        given = client.post("/api/collections/catalog/search",
+                            json={"text": "a coat", "k": 3, "index": "ivf", "params": {"nprobe": 5}}).json()
+        assert given["params"] == {"nprobe": 5}  # the request's own value wins
+    finally:
+        with lookalike.Database(db_path) as db:
+            col = db.get_collection("catalog")
+            with col._store.transaction():
+                col._store.conn.execute("DELETE FROM meta WHERE key = 'tuned:ivf@text'")

@@ -82,6 +82,8 @@ class SearchResponse(BaseModel):
     k: int
     mode: Literal["text", "image", "vector", "item"]
     crop: dict[str, Any] | None = None
+    params: dict[str, Any] | None = Field(None, description="the query parameters the index used: the request's, "
+                                          "else the ones tuned for this mode (text / image), else the defaults")
 
 
 class IndexInfo(BaseModel):

@@ -74,7 +74,7 @@ def run_search(state: ServerState, handle: CollectionHandle, query: Query, start
             top_ids=[h["id"] for h in hits],
         )
     return {"hits": hits, "recall": recall, "latency_ms": latency, "index": index, "k": query.k, "mode": query.mode,
-            "crop": query.crop}
+            "crop": query.crop, "params": result.stats.get("params")}
 
 
 def query_collection(handle: CollectionHandle, vectors: Any, k: int, *, index: str | None = None,

@@ -92,8 +92,9 @@ function showSlider() {
   slider.max = range.max;
   slider.value = Math.min(range.max, Math.max(range.min, queryParams[name]));
   slider.dataset.name = name;
+  slider.dataset.touched = "";  // until moved, the server picks the value tuned for the query's mode
   $("param-name").textContent = name;
-  $("param-value").textContent = slider.value;
+  $("param-value").textContent = "auto";
 }
 
 // ---------------------------------------------------------------------------------------------- searching
@@ -105,7 +106,7 @@ function where() {
 
 function settings() {
   const params = {};
-  if (!$("param-box").hidden) params[$("param").dataset.name] = Number($("param").value);
+  if (!$("param-box").hidden && $("param").dataset.touched) params[$("param").dataset.name] = Number($("param").value);
   return {k: Math.max(1, Math.min(1000, Number($("k").value) || 10)), index: $("index").value, params,
           where: where(), with_recall: $("with-recall").checked};
 }
@@ -150,7 +151,13 @@ function show(answer, s) {
   $("lat-embed").textContent = ms(answer.latency_ms.embed);
   $("lat-search").textContent = ms(answer.latency_ms.search);
   $("lat-exact").textContent = ms(answer.latency_ms.exact);
-  const shownParams = Object.entries(s.params).map(([n, v]) => `${n}=${v}`).join(", ");
+  const used = answer.params || s.params;  // what the index used: the slider's value, or the mode's tuned one
+  const shownParams = Object.entries(used).map(([n, v]) => `${n}=${v}`).join(", ") +
+    (Object.keys(s.params).length === 0 && Object.keys(used).length ? ` · tuned for ${answer.mode}` : "");
+  if (!$("param").dataset.touched && used[$("param").dataset.name] !== undefined) {
+    $("param").value = used[$("param").dataset.name];
+    $("param-value").textContent = `auto (${used[$("param").dataset.name]})`;
+  }
   $("stat-index").textContent = `${answer.index}${shownParams ? ` (${shownParams})` : ""}` +
     (answer.crop?.box ? ` · cropped with ${answer.crop.method}` : "");
   $("gallery").replaceChildren(...answer.hits.map(card));
@@ -275,7 +282,10 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("collection").addEventListener("change", selectCollection);
   $("index").addEventListener("change", () => { showSlider(); if (state.last) search(state.last); });
-  $("param").addEventListener("input", () => { $("param-value").textContent = $("param").value; });
+  $("param").addEventListener("input", () => {
+    $("param").dataset.touched = "yes";
+    $("param-value").textContent = $("param").value;
+  });
   for (const id of ["param", "k", "with-recall", "crop"]) {
     $(id).addEventListener("change", () => state.last && search(state.last));
   }
