@@ -182,6 +182,11 @@ def test_index_lifecycle_through_the_server(client):
     assert approx.ids.tolist() == exact.ids.tolist() and np.all(approx.recall == 1.0)
     report = col.tune("ivf", target_recall=0.9, k=5, sample=30)
     assert report.index == "ivf" and report.param == "nprobe" and 0 <= report.recall <= 1
+    _, others, _ = points(40, seed=9)  # query vectors to tune on, kept for text queries only
+    text = col.tune("ivf", target_recall=0.9, k=5, queries=others + 0.5, modality="text")
+    assert text.n_queries == 40 and text.param == "nprobe"
+    assert col.query(x[:3], k=5, modality="text").ids.tolist() == \
+        col.query(x[:3], k=5, nprobe=text.value).ids.tolist()
     col.create_metadata_index("group")
     assert [name for name in col.info()["metadata_indexes"] if "group" in name]
     assert col.query(x[:2], k=3, where={"group": "odd"}).metadatas[0][0]["group"] == "odd"

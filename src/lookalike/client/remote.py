@@ -235,13 +235,16 @@ class RemoteCollection:
         """A B-tree on one metadata key, so filters on it stop scanning every point.  Idempotent."""
         self._http.post(f"{self._path}/metadata-indexes", {"key": key})
 
-    def tune(self, index: str | None = None, target_recall: float = 0.95, k: int = 10, *, sample: int = 200,
-             apply: bool = True):
+    def tune(self, index: str | None = None, target_recall: float = 0.95, k: int = 10, *, queries: Any = None,
+             sample: int = 200, apply: bool = True, modality: str | None = None):
         """Find the cheapest query parameter of an index that reaches ``target_recall`` (``Collection.tune``)."""
         from ..tune import TuneReport
 
-        answer = self._http.post(f"{self._path}/tune", {"index": index, "target_recall": target_recall, "k": k,
-                                                         "sample": sample, "apply": apply})
+        body = {"index": index, "target_recall": target_recall, "k": k, "sample": sample, "apply": apply,
+                "modality": modality}
+        if queries is not None:
+            body["queries"] = encode_array(as_matrix(queries, self.dim, what="queries"))
+        answer = self._http.post(f"{self._path}/tune", body)
         return TuneReport(**answer)
 
     def flush(self) -> None:

@@ -184,7 +184,9 @@ def tune(name: str, body: TuneRequest, request: Request) -> dict[str, Any]:
             "nprobe / ef with each query, and measure with with_recall to pick the smallest that meets your target")
     with handle.lock:
         index = handle.resolve_index(body.index)
-        report = handle.collection.tune(index, body.target_recall, body.k, sample=body.sample, apply=body.apply)
+        queries = None if body.queries is None else vectors_of(body.queries, "queries")
+        report = handle.collection.tune(index, body.target_recall, body.k, sample=body.sample, apply=body.apply,
+                                        queries=queries, modality=body.modality)
         handle.mark_loaded(index)
     return _plain(asdict(report))
 

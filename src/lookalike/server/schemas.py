@@ -196,3 +196,6 @@ class TuneRequest(Strict):
     k: StrictInt = 10
     sample: StrictInt = Field(200, ge=1, le=10_000)
     apply: StrictBool = Field(True, description="make the value found the index's default query parameter")
+    queries: Vectors | None = Field(None, description="query vectors to tune on (their exact neighbours are the "
+                                                      "truth): an encoded array [q, dim] or lists of numbers")
+    modality: Literal["text", "image"] | None = Field(None, description="keep the value for this kind of query only")
