@@ -108,9 +108,13 @@ def test_vector_search_equals_one_machine(sharded, single):
 
 @pytest.mark.slow
 def test_text_search_equals_one_machine(sharded, single, embedder):
+    from lookalike.embed.base import query_route
+    from lookalike.server.state import shared_embedder
+
     text = "a long red dress"
     body = sharded.post("/api/collections/catalog/search", json={"text": text, "k": 7, "with_recall": True}).json()
-    want = single.get_collection("catalog").query(embedder.embed_texts([text])[0], k=7)
+    route = shared_embedder(query_route(embedder.name))  # the text route the server takes for this collection
+    want = single.get_collection("catalog").query(route.embed_texts([text])[0], k=7)
     assert body["mode"] == "text" and body["latency_ms"]["embed"] is not None
     assert_same_hits(body["hits"], want)
     assert body["recall"] == 1.0 and all(h["true_knn"] for h in body["hits"])
