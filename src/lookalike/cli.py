@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .cli_params import parse_params
+
 DEFAULT_DB = os.environ.get("LOOKALIKE_DB", "lookalike-db")
 # build parameters that have their own flag on `lookalike index build` (any other: --param name=value)
 BUILD_FLAGS = {"nlist": int, "M": int, "ef_construction": int, "n_trees": int, "leaf_size": int,
@@ -240,7 +242,7 @@ def cmd_query(args) -> int:
         col = db.get_collection(args.name)
         queries = _query_vectors(args, col)
         where = _json_arg(args.where, "--where")
-        params = _params(args.param)
+        params = parse_params(args.param)
         t0 = time.perf_counter()
         result = col.query(queries, k=args.k, where=where, index=args.index, with_recall=args.with_recall, **params)
         elapsed = time.perf_counter() - t0
@@ -340,7 +342,7 @@ def cmd_drop(args) -> int:
 
 def cmd_index_build(args) -> int:
     params = {flag: getattr(args, f"build_{flag}") for flag in BUILD_FLAGS if getattr(args, f"build_{flag}") is not None}
-    params.update(_params(args.param))
+    params.update(parse_params(args.param))
     with _open(args) as db:
         col = db.get_collection(args.name)
         print(f"building {args.type} over {len(col)} points of {col.name} ...", flush=True)
@@ -463,21 +465,6 @@ def _json_arg(text: str | None, flag: str):
         return json.loads(text)
     except ValueError as exc:
         raise InvalidInputError(f"{flag} is not valid JSON: {exc}") from None
-
-
-def _params(pairs: list[str]) -> dict[str, Any]:
-    from .errors import InvalidParameterError
-
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise InvalidParameterError(f"--param takes NAME=VALUE, got {pair!r}")
-        try:
-            params[name] = json.loads(value)
-        except ValueError:
-            params[name] = value
-    return params
 
 
 def _typed_id(text: str, as_str: bool) -> Any:

@@ -51,3 +51,13 @@ def evaluate(index, queries, k: int = 10, *, exact=None, **query_params) -> dict
     truth = exact.search(queries, k)
     per_query = recall_per_query(approx, truth)
     return {"recall": float(per_query.mean()), "per_query": per_query}
+
+
+def exact_neighbors(train: np.ndarray, test: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(neighbors (q, k) int64 row numbers, distances (q, k) float32) by FlatIndex."""
+    from .index.flat import FlatIndex
+
+    index = FlatIndex(train.shape[1], metric)
+    index.add(train, np.arange(len(train), dtype=np.int64))
+    result = index.search(test, k)
+    return result.ids, result.distances

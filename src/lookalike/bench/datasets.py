@@ -221,7 +221,7 @@ def load_fashion_mnist(cache_dir: str | os.PathLike) -> Dataset:
     train = read_idx_gz(files["train-images-idx3-ubyte"]).reshape(-1, 784).astype(np.float32)
     test = read_idx_gz(files["t10k-images-idx3-ubyte"]).reshape(-1, 784).astype(np.float32)
     dataset = Dataset(FASHION_MNIST, train, test, "l2", source=str(files["train-images-idx3-ubyte"].parent))
-    from .groundtruth import exact_neighbors
+    from ..evaluation import exact_neighbors
 
     dataset.neighbors, dataset.distances = exact_neighbors(train, test, 100, "l2")
     write_hdf5(target, dataset)

@@ -148,9 +148,9 @@ def _ingest(sdb, args) -> int:
 
 
 def _index(sdb, args) -> int:
-    from ..cli import _params
+    from ..cli_params import parse_params
 
-    report = sdb.get_collection(args.name).create_index(args.type, **_params(args.param))
+    report = sdb.get_collection(args.name).create_index(args.type, **parse_params(args.param))
     print(f"built {args.type} on {sdb.n_shards} shards in {report['build_s']:.2f}s "
           f"(slowest shard {max(report['shard_build_s']):.2f}s), {report['count']} points")
     return 0

@@ -105,7 +105,7 @@ class BuildManager:
         t0 = time.perf_counter()
         outcome: dict[str, Any]
         try:
-            from .state import open_collection, warm_collection
+            from .opening import open_collection, warm_collection
 
             if handle.sharded:
                 result = self._build_online(handle, index_type, params, default)

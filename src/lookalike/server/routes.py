@@ -6,8 +6,6 @@ from __future__ import annotations
 import inspect
 import json
 import time
-
-from starlette.concurrency import run_in_threadpool
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query as QueryParam, Request, Response, UploadFile
