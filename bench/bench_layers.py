@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -247,9 +246,8 @@ def run_dataset(name: str, args) -> dict:
             row = rows.setdefault(system, {"param": param, "recall": r})
             _best(row, "index single", qps_single(single, one_by_one, 1))
             _best(row, "index batch", qps_batch(batch, queries, 1))
-    for kind, threads in (("hnsw", 2), ("ivf", 2)):
-        row = rows[f"lookalike {kind}"]
-        row["build_s"] = build_s[kind]
+    for kind in ("hnsw", "ivf"):
+        rows[f"lookalike {kind}"]["build_s"] = build_s[kind]
     db.close()
 
     if not args.no_http:

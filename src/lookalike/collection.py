@@ -558,8 +558,6 @@ class _MetadataCache:
     decoded and kept, so a collection larger than memory does not load its metadata.  Each hit gets its own
     (shallow) copy: a caller editing a result's metadata does not edit the cache."""
 
-    MISSING = object()
-
     def __init__(self) -> None:
         self.by_label: dict[int, dict[str, Any] | None] = {}
 
@@ -567,8 +565,9 @@ class _MetadataCache:
         known = self.by_label
         missing = [label for row in labels for label in row if label >= 0 and label not in known]
         if missing:
-            for label, text in zip(missing, store.metadata_list(missing)):
-                known[label] = None if text is None else json.loads(text)
+            texts = store.metadata_of(missing)
+            for label in missing:
+                known[label] = _load_json(texts.get(label))
         return [[_copy(known.get(label)) if label >= 0 else None for label in row] for row in labels]
 
 

@@ -72,11 +72,10 @@ def tune(index, target_recall: float = 0.95, k: int = 10, *, sample: int = 200, 
         rng = np.random.default_rng(seed)
         chosen = rng.choice(live, size=min(sample, len(live)), replace=False)
         queries, own = index.vectors[chosen], index.labels[chosen]
-        truth = _drop_self(exact.search(queries, k + 1), own, k)
-    else:  # the caller's queries: none of them is a stored point, nothing to drop (k + 1 asked, k kept)
+    else:  # the caller's queries: none of them is a stored point, no label to drop (-2 is none)
         queries = as_matrix(queries, index.dim, what="queries")
         own = np.full(len(queries), -2, dtype=np.int64)
-        truth = _drop_self(exact.search(queries, k + 1), own, k)
+    truth = _drop_self(exact.search(queries, k + 1), own, k)
 
     if index.type_name not in _GRIDS:
         return TuneReport(index.type_name, None, None, 1.0, target_recall, k, len(queries), True, 0.0)

@@ -34,16 +34,14 @@ def sweep(col, index: str, queries: np.ndarray, k: int = 10) -> list[dict]:
     for value in grid:
         kwargs = {param: value}
         found = col.query(queries, k=k, index=index, include_metadata=False, **kwargs).ids
-        recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found.tolist(), exact.tolist())]))
+        recalls = [len(set(a) & set(b)) / k for a, b in zip(found.tolist(), exact.tolist())]
         for q in queries[:20]:
             col.query(q, k=k, index=index, **kwargs)
         start = time.perf_counter()
         for q in queries:
             col.query(q, k=k, index=index, **kwargs)
         qps = len(queries) / (time.perf_counter() - start)
-        points.append({param: value, "recall": recall, "qps": qps,
-                       "min_recall": float(np.min([len(set(a) & set(b)) / k
-                                                   for a, b in zip(found.tolist(), exact.tolist())]))})
+        points.append({param: value, "recall": float(np.mean(recalls)), "qps": qps, "min_recall": min(recalls)})
     return points
 
 

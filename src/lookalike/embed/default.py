@@ -83,12 +83,9 @@ class MiniLMFashionUSEEmbedder(MiniLMFashionEmbedder):
 
     def explain(self, text: str) -> dict:
         """How the route reads ``text``: language, garment words, the class it pulls to and why."""
-        return self.route.decide([self.route_text(text)])[0].as_dict()
-
-    def route_text(self, text: str) -> str:
         from .multilingual import check_query_text
 
-        return check_query_text(text)
+        return self.route.decide([check_query_text(text)])[0].as_dict()
 
     def _embed_text_batch(self, texts: list[str]) -> np.ndarray:
         return self.route.embed(texts)

@@ -13,8 +13,8 @@ So the class names anchor the catalog in WordNet: each class's caption synonyms,
 anchor synsets.  A word found in a query is looked up (plural -> lemma), its garment sense chosen (a sense whose
 hypernyms reach clothing, footwear, bags or luggage: "loafer" the shoe, not the idler), and its hypernyms climbed
 to the nearest anchor.  The result, a :class:`GarmentWord`, says which class it reached and how the word is
-explained in the catalog's own words; :meth:`GarmentLexicon.explain` turns a query into that explanation, which the
-text route embeds beside the query (see :mod:`lookalike.embed.multilingual`).
+explained in the catalog's own words; :meth:`GarmentLexicon.head` picks the garment a query is about, which the
+text route pulls the query to (see :mod:`lookalike.embed.multilingual`).
 
 Nothing here lists the words a shopper may type: they come from WordNet's 82,000 noun synsets.
 """
@@ -110,17 +110,20 @@ class GarmentLexicon:
                 phrase = " ".join(tokens[start : start + size])
                 synset = self.garment_sense(phrase)
                 if synset is not None:
-                    label, anchor = self.classify(synset)
-                    found.append(GarmentWord(phrase, synset, label, anchor, start))
+                    found.append(self._garment_word(phrase, synset, start))
                     start += size
                     break
             else:
                 start += 1
         if not found:  # one more chance for words WordNet only knows inside a compound
-            found = [word for token in tokens if (word := self._compound_garment(token)) is not None][:1]
+            found = [word for position, token in enumerate(tokens)
+                     if (word := self._compound_garment(token, position)) is not None][:1]
         return found
 
-    def _compound_garment(self, token: str) -> GarmentWord | None:
+    def _garment_word(self, text: str, synset: Synset, position: int) -> GarmentWord:
+        return GarmentWord(text, synset, *self.classify(synset), position)
+
+    def _compound_garment(self, token: str, position: int) -> GarmentWord | None:
         """A garment a single word stands for as part of a compound: the head of a closed compound ("ballgown" ->
         "gown", "overshirt" -> "shirt", whose first part must be an English word), or the one garment class of
         the open compounds it starts ("bomber" -> "bomber jacket"; "tank" -> "tank top")."""
@@ -128,30 +131,40 @@ class GarmentLexicon:
             head, modifier = token[cut:], token[:cut]
             synset = self.garment_sense(head) if self.wordnet.knows_word(modifier) else None
             if synset is not None:
-                label, anchor = self.classify(synset)
-                if label is not None:
-                    return GarmentWord(token, synset, label, anchor)
+                word = self._garment_word(token, synset, position)
+                if word.label is not None:
+                    return word
         if self.wordnet.is_adjective(token):  # "short" starts "short pants", but "short sleeves" are no trousers
             return None
         senses = self._compounds_starting_with().get(token, [])
         labels = {self.classify(synset)[0] for synset in senses}
         if len(labels) == 1 and None not in labels:
-            synset = senses[0]
-            label, anchor = self.classify(synset)
-            return GarmentWord(token, synset, label, anchor)
+            return self._garment_word(token, senses[0], position)
         return None
 
     def _compounds_starting_with(self) -> dict[str, list[Synset]]:
         """First word -> garment synsets with a two-or-more-word lemma starting with it (built on first use)."""
         if self._compounds is None:
             compounds: dict[str, list[Synset]] = {}
-            for synset in self.wordnet.all_synsets():
-                multiword = [lemma for lemma in synset.lemmas if "_" in lemma]
-                if multiword and self._in_domain(synset):
-                    for lemma in multiword:
+            for synset in self._garment_synsets():
+                for lemma in synset.lemmas:
+                    if "_" in lemma:
                         compounds.setdefault(lemma.split("_", 1)[0], []).append(synset)
             self._compounds = compounds
         return self._compounds
+
+    def class_words(self) -> dict[int, set[str]]:
+        """Class -> every WordNet word whose garment sense reaches it (the vocabulary of generated queries)."""
+        words: dict[int, set[str]] = {}
+        for synset in self._garment_synsets():
+            label, _ = self.classify(synset)
+            if label is not None:
+                words.setdefault(label, set()).update(w for w in synset.words() if w.isascii())
+        return words
+
+    def _garment_synsets(self):
+        """Every noun synset under clothing, footwear, bags or luggage."""
+        return (synset for synset in self.wordnet.all_synsets() if self._in_domain(synset))
 
     def head(self, text: str) -> GarmentWord | None:
         """The garment the query is about: English puts modifiers before the head of a noun phrase ("white
@@ -165,13 +178,6 @@ class GarmentLexicon:
         cut = next((i for i, token in enumerate(tokens) if token in PREPOSITIONS), len(tokens))
         before = [word for word in words if word.position < cut]
         return (before or words)[-1]
-
-    def explain(self, text: str) -> str | None:
-        """The query's garment words explained in the catalog's words, or None when it has none."""
-        words = self.garment_words(text)
-        if not words:
-            return None
-        return "; ".join(dict.fromkeys(word.explanation() for word in words))
 
     # --- building
 
@@ -217,13 +223,7 @@ def generated_text_queries(n: int, seed: int = 0, lexicon: GarmentLexicon | None
 
     from .captions import noun_phrase
 
-    lexicon = lexicon or default_lexicon()
-    words: dict[int, set[str]] = {}
-    for synset in lexicon.wordnet.all_synsets():
-        if lexicon._in_domain(synset):
-            label, _ = lexicon.classify(synset)
-            if label is not None:
-                words.setdefault(label, set()).update(w for w in synset.words() if w.isascii())
+    words = (lexicon or default_lexicon()).class_words()
     rng = np.random.default_rng(seed)
     classes = sorted(words)
     texts, labels = [], []

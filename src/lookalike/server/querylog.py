@@ -139,13 +139,13 @@ class QueryLog:
 
     def rows(self, limit: int | None = None, collection: str | None = None) -> list[dict[str, Any]]:
         """The newest ``limit`` rows (all when None), oldest first, JSON columns decoded."""
+        self.flush()
         sql = "SELECT * FROM queries"
         args: list[Any] = []
         if collection is not None:
             sql += " WHERE collection = ?"
             args.append(collection)
         sql += " ORDER BY id DESC"
-        self.flush()
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))

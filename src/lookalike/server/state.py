@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from ..collection import Collection
 from ..database import Database, check_name
 from ..errors import (
@@ -33,7 +32,7 @@ from ..errors import (
     LookalikeError,
 )
 from .errors import BuildInProgressError, NoEmbedderError
-from .opening import DatabaseOpener, SharedDatabase, open_collection, open_sharded, warm_collection  # noqa: F401
+from .opening import DatabaseOpener, open_collection, warm_collection
 from .querylog import LOG_FILE, QueryLog
 
 log = logging.getLogger("lookalike.server")

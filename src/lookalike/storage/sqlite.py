@@ -227,21 +227,6 @@ class CollectionStore:
             out.update(self.conn.execute(f"SELECT label, metadata FROM points WHERE label IN ({_marks(chunk)})", chunk))
         return out
 
-    def metadata_list(self, labels: Sequence[int]) -> list[str | None]:
-        """Metadata JSON of live labels, in the order given (one statement for up to 900 labels)."""
-        by_label: dict[int, str | None] = {}
-        unique = list(dict.fromkeys(labels))
-        for chunk in _chunks(unique):
-            by_label.update(self.conn.execute(
-                f"SELECT label, metadata FROM points WHERE label IN ({_marks(chunk)})", chunk).fetchall())
-        return [by_label.get(label) for label in labels]
-
-    def ext_ids_of(self, labels: Sequence[int]) -> dict[int, Any]:
-        out: dict[int, Any] = {}
-        for chunk in _chunks(sorted({int(l) for l in labels})):
-            out.update(self.conn.execute(f"SELECT label, ext_id FROM points WHERE label IN ({_marks(chunk)})", chunk))
-        return out
-
     def changes_since(self, version: int) -> list[tuple[int, int, int]]:
         return self.conn.execute(
             "SELECT version, label, op FROM changes WHERE version > ? ORDER BY version, rowid", (version,)
