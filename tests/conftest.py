@@ -25,7 +25,7 @@ EXHAUSTIVE_QUERY = {
     "lsh": {"n_probes": 64},
     "rp_forest": {"search_k": 100_000},
     "sq8": {},
-    "ivfpq": {"nprobe": 4},
+    "ivfpq": {"nprobe": 4, "rerank": 50},
 }
 
 INDEX_TYPES = [name for name in available() if name in SMALL_BUILD]

@@ -259,6 +259,7 @@ def test_load_refuses_inconsistent_graph_files(tmp_path):
     state = {name: arr for name, arr in zip(hnsw_module.GRAPH_ARRAYS, index._graph())}
     fresh = HNSWIndex(DIM, "l2", M=8)
     fresh._labels.extend(index.labels)  # as load() does before _restore
+    fresh._live.extend(index.live)
     with pytest.raises(StorageFormatError):
         fresh._restore({**state, "links0": state["links0"][:, :4]}, {"entry_point": 0})
     with pytest.raises(StorageFormatError):

@@ -86,9 +86,9 @@ def test_adds_after_training_land_in_their_nearest_list(data):
     ivf = built(x[:1000])
     for chunk in (x[1000:1500], x[1500:1501], x[1501:2000]):
         ivf.add(chunk)
-    offsets, rows, vectors = ivf._lists.packed()
+    offsets, rows, _ = ivf._lists.packed()
     assert sorted(rows.tolist()) == list(range(2000))
-    np.testing.assert_array_equal(vectors, ivf.vectors[rows])
+    vectors = ivf.vectors[rows]
     list_of_slot = np.repeat(np.arange(ivf.trained_nlist), np.diff(offsets))
     np.testing.assert_array_equal(list_of_slot, assign(vectors, ivf.centroids)[0])
 
@@ -192,10 +192,22 @@ def test_restore_refuses_arrays_that_disagree(data):
     for broken in (
         {**state, "list_offsets": state["list_offsets"][:-1]},  # one list short
         {**state, "list_rows": state["list_rows"] + 5000},  # rows past the end
-        {k: v for k, v in state.items() if k != "list_vectors"},
+        {k: v for k, v in state.items() if k != "list_rows"},
     ):
         with pytest.raises(StorageFormatError):
             twin()._restore(broken, {})
+
+
+def test_a_bulk_add_puts_each_list_in_consecutive_rows(data):
+    """The scan reads vectors[row]: after one bulk add every list's rows are consecutive (sequential reads)."""
+    x, q = data
+    ivf = built(x)
+    offsets, rows, _ = ivf._lists.packed()
+    np.testing.assert_array_equal(rows, np.arange(len(x)))
+    flat = FlatIndex(DIM)
+    flat.add(x)
+    got = ivf.search(q, 10, nprobe=ivf.trained_nlist)  # every list: exact, labels follow their vectors
+    np.testing.assert_array_equal(got.ids, flat.search(q, 10).ids)
 
 
 def test_compact_keeps_the_centroids_and_the_answers(data):
@@ -222,20 +234,20 @@ def test_compact_retrains_when_more_lists_became_possible(data):
 
 def test_inverted_lists_keep_every_entry_through_moves_and_repacks():
     rng = np.random.default_rng(0)
-    lists = InvertedLists(7, 3)
+    lists = InvertedLists(7, 3, np.int64)
     expected: dict[int, list[int]] = {p: [] for p in range(7)}
     row = 0
     for batch in [500, 1, 1, 3, 40, 1, 2, 9000, 1, 5]:
         ids = rng.integers(0, 7, size=batch)
         rows = np.arange(row, row + batch)
-        lists.append(ids, rows, np.repeat(rows[:, None], 3, axis=1).astype(np.float32))
+        lists.append(ids, rows, np.repeat(rows[:, None], 3, axis=1))  # each slot's code: its row, thrice
         for p, r in zip(ids.tolist(), rows.tolist()):
             expected[p].append(r)
         row += batch
-        offsets, got_rows, got_vectors = lists.packed()
+        offsets, got_rows, got_codes = lists.packed()
         for p in range(7):
             assert got_rows[offsets[p] : offsets[p + 1]].tolist() == expected[p]
-        np.testing.assert_array_equal(got_vectors[:, 0], got_rows)
+        np.testing.assert_array_equal(got_codes[:, 0], got_rows)
     assert lists.holes <= max(int(lists.size.sum()), 4096)
 
 

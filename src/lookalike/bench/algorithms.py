@@ -175,11 +175,14 @@ class PeerAlgorithm(BenchAlgorithm):
 
 
 class FaissAlgorithm(PeerAlgorithm):
-    """faiss ``Flat`` (exact), ``IVFFlat`` (build nlist, query nprobe) and ``HNSWFlat`` (build M,
+    """faiss ``Flat`` (exact), ``IVFFlat`` (build nlist, query nprobe), ``IVFPQ`` (IndexIVFPQ inside
+    IndexRefineFlat: build nlist, m, nbits; query nprobe, rerank = the refine k_factor) and ``HNSWFlat`` (build M,
     ef_construction; query ef).  Cosine runs as inner product on normalised vectors, as faiss users do."""
 
     library = module = "faiss"
-    KINDS = {"Flat": ((), ()), "IVFFlat": (("nlist",), ("nprobe",)), "HNSWFlat": (("M", "ef_construction"), ("ef",))}
+    KINDS = {"Flat": ((), ()), "IVFFlat": (("nlist",), ("nprobe",)),
+             "IVFPQ": (("nlist", "m", "nbits"), ("nprobe", "rerank")),
+             "HNSWFlat": (("M", "ef_construction"), ("ef",))}
 
     def __init__(self, kind: str, dim: int, metric: str, build_args: dict[str, Any], threads: int = 1,
                  seed: int = 0):
@@ -208,6 +211,13 @@ class FaissAlgorithm(PeerAlgorithm):
             self.index = faiss.IndexIVFFlat(self._quantizer, self.dim, self._int_arg("nlist", 100), metric)
             self.index.cp.seed = self.seed
             self.index.train(x)
+        elif self.kind == "IVFPQ":
+            self._quantizer = faiss.IndexFlat(self.dim, metric)
+            self._ivfpq = faiss.IndexIVFPQ(self._quantizer, self.dim, self._int_arg("nlist", 100),
+                                           self._int_arg("m", 8), self._int_arg("nbits", 8), metric)
+            self._ivfpq.cp.seed = self.seed
+            self.index = faiss.IndexRefineFlat(self._ivfpq)  # exact re-ranking of k_factor * k candidates
+            self.index.train(x)
         else:
             self.index = faiss.IndexHNSWFlat(self.dim, self._int_arg("M", 16), metric)
             self.index.hnsw.efConstruction = self._int_arg("ef_construction", 40)
@@ -217,7 +227,10 @@ class FaissAlgorithm(PeerAlgorithm):
     def set_query_arguments(self, **query_args: Any) -> None:
         super().set_query_arguments(**query_args)
         if "nprobe" in query_args:
-            self.index.nprobe = int(query_args["nprobe"])
+            target = self._ivfpq if self.kind == "IVFPQ" else self.index
+            target.nprobe = int(query_args["nprobe"])
+        if "rerank" in query_args:
+            self.index.k_factor = float(query_args["rerank"])
         if "ef" in query_args:
             self.index.hnsw.efSearch = int(query_args["ef"])
 
@@ -230,7 +243,7 @@ class FaissAlgorithm(PeerAlgorithm):
 
     def _stats(self):
         cvar = self.lib.cvar
-        return {"IVFFlat": cvar.indexIVF_stats, "HNSWFlat": cvar.hnsw_stats}.get(self.kind)
+        return {"IVFFlat": cvar.indexIVF_stats, "IVFPQ": cvar.indexIVF_stats, "HNSWFlat": cvar.hnsw_stats}.get(self.kind)
 
     def reset_counters(self) -> None:
         super().reset_counters()

@@ -5,6 +5,11 @@ An index speaks int64 *labels* (the Collection maps the user's ids to them).  In
 keeps, per row, the prepared vector (normalised for cosine), its label, and a live flag: ``remove`` clears the
 flag (a tombstone that search skips) and ``compact`` rebuilds without the dead rows.
 
+An index may *share* its vectors (``attach(source)``): it then reads the rows, vectors and labels of another
+index (a collection's exact index, the one float32 copy of its data, memory-mapped) and keeps only its own
+structure and live flags.  Such an index is fed labels, not vectors (``add(None, labels)``: the source must hold
+them), saves no vectors, and loads only beside the same source (``load(dir, source=...)``).
+
 A subclass implements:
   * ``_on_add(start, stop)``: index rows [start, stop) that were just appended to ``self.vectors``;
   * ``_search_rows(queries, k, mask, **query_params)`` -> (rows (q,k) int64 padded -1, raw (q,k) float32);
@@ -29,6 +34,7 @@ from ..errors import (
     DuplicateIdError,
     IdNotFoundError,
     IndexNotBuiltError,
+    InvalidInputError,
     InvalidParameterError,
     StorageFormatError,
 )
@@ -40,6 +46,9 @@ from ..types import SearchResult, empty_result
 FORMAT = "lookalike-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+#: a memory-mapped file up to this size is still checksummed on load; a larger one is checked by size and
+#: header only (reading it all would cost what mapping it saves: the pages a search never touches)
+MMAP_CRC_LIMIT = 64 << 20
 
 
 class GrowableArray:
@@ -95,6 +104,9 @@ class Index:
         self._n_live = 0
         self._sorted_cache: tuple[np.ndarray, np.ndarray] | None = None  # (sorted labels, their rows)
         self.stamp: dict[str, Any] = {}  # set by load(): what the saver recorded about the data's version
+        self._source: Index | None = None  # the index whose rows this one shares (see attach)
+        #: names this row numbering: a new one whenever rows are renumbered (a new index, compact, permute)
+        self.generation = uuid.uuid4().hex
 
     # ------------------------------------------------------------------ properties
     @property
@@ -104,10 +116,14 @@ class Index:
     @property
     def vectors(self) -> np.ndarray:
         """Prepared vectors (normalised under cosine), one per row, dead rows included."""
+        if self._source is not None:
+            return self._source.vectors[: len(self._live)]
         return self._vectors.view
 
     @property
     def labels(self) -> np.ndarray:
+        if self._source is not None:
+            return self._source.labels[: len(self._live)]
         return self._labels.view
 
     @property
@@ -116,7 +132,29 @@ class Index:
 
     @property
     def n_rows(self) -> int:
-        return len(self._labels)
+        return len(self._live)
+
+    @property
+    def owns_vectors(self) -> bool:
+        """False when the vectors are another index's (``attach``)."""
+        return self._source is None
+
+    @property
+    def source(self) -> "Index | None":
+        return self._source
+
+    def attach(self, source: "Index") -> None:
+        """Share ``source``'s rows: this index's row r is the source's row r, its vectors and labels are read
+        from the source (no copy).  Only an empty index can attach; the source must be an owning index of the
+        same dim and metric, and must keep its rows (a source that renumbers them is a new source)."""
+        if self.n_rows:
+            raise InvalidParameterError("only an empty index can attach to a vector source")
+        if not source.owns_vectors or source.dim != self.dim or source.metric != self.metric:
+            raise InvalidParameterError(
+                f"a vector source must own its vectors and match dim {self.dim} and metric {self.metric!r}"
+            )
+        self._source = source
+        self._vectors = self._labels = None
 
     @property
     def n_deleted(self) -> int:
@@ -144,7 +182,10 @@ class Index:
             self._train(prepare(as_matrix(vectors, self.dim), self.spec))
 
     def add(self, vectors: Any, ids: Any = None) -> np.ndarray:
-        """Add vectors under int64 labels ``ids`` (default: the next free integers).  Returns the labels."""
+        """Add vectors under int64 labels ``ids`` (default: the next free integers).  Returns the labels.
+        An attached index takes ``vectors=None`` and the labels: their vectors are the source's."""
+        if self._source is not None:
+            return self._add_shared(vectors, ids)
         x = prepare(as_matrix(vectors, self.dim), self.spec)
         if ids is None:
             start = int(self.labels.max()) + 1 if self.n_rows else 0
@@ -165,6 +206,40 @@ class Index:
         self._on_add(start, self.n_rows)
         return labels
 
+    def _add_shared(self, vectors: Any, ids: Any) -> np.ndarray:
+        """Index source rows by label.  Rows between the last indexed one and the new ones that the source
+        holds but were not asked for (points deleted before this index caught up) become dead rows here."""
+        if vectors is not None:
+            raise InvalidInputError("this index reads its vectors from its source: call add(None, labels)")
+        labels = as_labels(ids)
+        found, rows = self._source._rows_of(labels)
+        found &= self._source.live[rows]
+        if not found.all():
+            raise IdNotFoundError(f"label {int(labels[~found][0])} is not a live point of the vector source")
+        if len(rows) == 0:
+            return labels
+        if int(rows.min()) < self.n_rows:
+            raise DuplicateIdError(f"row {int(rows.min())} of the source is already indexed (or was skipped)")
+        if self.needs_training and not self.is_trained:
+            self._train(self._source.vectors[rows])
+        start, stop = self.n_rows, int(rows.max()) + 1
+        live = np.zeros(stop - start, dtype=np.bool_)
+        live[rows - start] = True
+        self._live.extend(live)
+        self._n_live += len(rows)
+        self._sorted_cache = None
+        self._on_add(start, stop)
+        return labels
+
+    def _reorder_new_rows(self, start: int, order: np.ndarray) -> None:
+        """Put the rows just added, [start, start + len(order)), in the order ``order`` (positions relative to
+        start).  Only an owning index may: an attached one's rows are its source's."""
+        stop = start + len(order)
+        for part in (self._vectors, self._labels, self._live):
+            view = part.writable_view()
+            view[start:stop] = view[start:stop][order]
+        self._sorted_cache = None
+
     def remove(self, ids: Any) -> None:
         """Tombstone the rows of these labels: search skips them from now on.  Unknown ids raise, nothing changes."""
         labels = as_labels(ids)
@@ -181,11 +256,26 @@ class Index:
         """A new index of the same kind holding only the live rows (tombstones gone)."""
         from .registry import from_config
 
+        return self.rebased(self._source)
+
+    def rebased(self, source: "Index | None") -> "Index":
+        """A twin of this index over the live rows, attached to ``source`` (None: owning its vectors).  The
+        default builds it afresh; indexes with a cheaper way (keeping trained centroids) override it."""
+        from .registry import from_config
+
         fresh = from_config(self.config())
-        keep = np.flatnonzero(self.live)
-        if len(keep):
-            fresh.add(self._user_vectors(keep), self.labels[keep])
+        self._fill(fresh, source)
         return fresh
+
+    def _fill(self, fresh: "Index", source: "Index | None") -> None:
+        """Give ``fresh`` this index's live points: by label from ``source``, else as vectors."""
+        keep = np.flatnonzero(self.live)
+        if source is not None:
+            fresh.attach(source)
+            if len(keep):
+                fresh.add(None, self.labels[keep])
+        elif len(keep):
+            fresh.add(self._user_vectors(keep), self.labels[keep])
 
     def _user_vectors(self, rows: np.ndarray) -> np.ndarray:
         # prepared vectors are valid input again: cosine normalisation is idempotent
@@ -206,9 +296,9 @@ class Index:
             mask = None
             n_candidates = self._n_live
         else:
-            mask = self.live.copy()
+            mask = self.live  # read only: the kernels never write a mask
             if allowed_ids is not None:
-                mask &= self._mask_of(allowed_ids)
+                mask = mask & self._mask_of(allowed_ids)
             n_candidates = int(mask.sum())
             if n_candidates == 0:
                 return empty_result(len(q), k)
@@ -314,7 +404,9 @@ class Index:
         stored in the manifest and given back as ``index.stamp`` on load: the Collection records there which
         version of its SQLite data the index was built from."""
         path = Path(path)
-        arrays = {"vectors": self.vectors, "labels": self.labels, "live": self.live, **self._state()}
+        arrays = {"live": self.live, **self._state()}
+        if self.owns_vectors:
+            arrays = {"vectors": self.vectors, "labels": self.labels, **arrays}
         tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
         tmp.mkdir(parents=True)
         try:
@@ -328,6 +420,8 @@ class Index:
                 "files": files,
                 "extra": self._extra(),
                 "stamp": stamp or {},
+                "generation": self.generation,
+                "source_generation": None if self._source is None else self._source.generation,
             }
             _write_json(tmp / MANIFEST, manifest)
             _swap_dir(tmp, path)
@@ -336,8 +430,9 @@ class Index:
                 shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, mmap: bool = False) -> "Index":
+    def load(cls, path: str | os.PathLike, mmap: bool = False, *, source: "Index | None" = None) -> "Index":
         """Open a saved index; ``mmap=True`` maps the arrays read-only instead of reading them (copy on write).
+        An index saved attached to a vector source loads only beside that source (same ``generation``).
         A missing, foreign, truncated or corrupted file raises StorageFormatError."""
         from .registry import get_index_class
 
@@ -350,19 +445,26 @@ class Index:
         index = klass(manifest["dim"], manifest["metric"], **params)
         arrays = {name: _read_npy(path / f"{name}.npy", meta, mmap) for name, meta in manifest["files"].items()}
         n_rows = manifest["n_rows"]
-        for name in ("vectors", "labels", "live"):
+        shared = manifest.get("source_generation") is not None
+        if shared:
+            if source is None or source.generation != manifest["source_generation"] or source.n_rows < n_rows:
+                raise StorageFormatError(f"{path} was saved beside another vector source (rows renumbered since)")
+            index.attach(source)
+        for name in ("live",) if shared else ("vectors", "labels", "live"):
             if name not in arrays or len(arrays[name]) != n_rows:
                 raise StorageFormatError(f"{path}: {name}.npy does not hold {n_rows} rows")
-        if arrays["vectors"].shape[1:] != (index.dim,):
-            raise StorageFormatError(f"{path}: vectors.npy has shape {arrays['vectors'].shape}, dim is {index.dim}")
-        index._vectors = GrowableArray((index.dim,), np.float32, arrays.pop("vectors"))
-        index._labels = GrowableArray((), np.int64, arrays.pop("labels"))
+        if not shared:
+            if arrays["vectors"].shape[1:] != (index.dim,):
+                raise StorageFormatError(f"{path}: vectors.npy has shape {arrays['vectors'].shape}, dim is {index.dim}")
+            index._vectors = GrowableArray((index.dim,), np.float32, arrays.pop("vectors"))
+            index._labels = GrowableArray((), np.int64, arrays.pop("labels"))
         index._live = GrowableArray((), np.bool_, arrays.pop("live"))
         index._n_live = int(index.live.sum())
         if index._n_live != manifest["count"]:
             raise StorageFormatError(f"{path}: manifest says {manifest['count']} live points, live.npy has {index._n_live}")
         index._restore(arrays, manifest.get("extra", {}))
         index.stamp = manifest.get("stamp", {})
+        index.generation = manifest.get("generation") or index.generation
         return index
 
     def _require_trained(self) -> None:
@@ -370,7 +472,8 @@ class Index:
             raise IndexNotBuiltError(f"{type(self).__name__} is not trained: call train() or add() first")
 
 
-_MANIFEST_KEYS = {"format", "format_version", "type", "dim", "metric", "count", "n_rows", "files", "extra", "stamp"}
+_MANIFEST_KEYS = {"format", "format_version", "type", "dim", "metric", "count", "n_rows", "files", "extra", "stamp",
+                  "generation", "source_generation"}
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -395,7 +498,7 @@ def _read_npy(file: Path, meta: dict[str, Any], mmap: bool) -> np.ndarray:
     try:
         if file.stat().st_size != meta["bytes"]:
             raise StorageFormatError(f"{file} has {file.stat().st_size} bytes, the manifest says {meta['bytes']}")
-        if not mmap and _crc32(file) != meta["crc32"]:
+        if (not mmap or meta["bytes"] <= MMAP_CRC_LIMIT) and _crc32(file) != meta["crc32"]:
             raise StorageFormatError(f"{file} is corrupt: its checksum does not match the manifest")
         arr = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
     except StorageFormatError:

@@ -32,16 +32,17 @@ _NO_MASK = np.zeros(0, dtype=np.bool_)
 class InvertedLists:
     """``n_lists`` inverted lists kept in one buffer, each list contiguous so that a probe is one linear scan.
 
-    List p holds slots [start[p], start[p] + size[p]) with room up to start[p] + capacity[p].  A list that
-    outgrows its room moves to the end of the buffer with twice the room (the old slots become a hole), so an
-    append costs O(1) amortised, like a vector per list, while the search kernel still sees plain arrays.  When
-    the holes outweigh the data the buffer is repacked."""
+    A slot holds an index row and, for quantizing indexes, that row's code (``width`` values of ``dtype``; IVF
+    itself stores no payload: it reads ``vectors[row]``).  List p holds slots [start[p], start[p] + size[p])
+    with room up to start[p] + capacity[p].  A list that outgrows its room moves to the end of the buffer with
+    twice the room (the old slots become a hole), so an append costs O(1) amortised, like a vector per list,
+    while the search kernel still sees plain arrays.  When the holes outweigh the data the buffer is repacked."""
 
-    def __init__(self, n_lists: int, dim: int):
+    def __init__(self, n_lists: int, width: int = 0, dtype: Any = np.uint8):
         self.start = np.zeros(n_lists, dtype=np.int64)
         self.size = np.zeros(n_lists, dtype=np.int64)
         self.capacity = np.zeros(n_lists, dtype=np.int64)
-        self.slot_vectors = np.empty((0, dim), dtype=np.float32)
+        self.slot_codes = np.empty((0, width), dtype=dtype)
         self.slot_rows = np.empty(0, dtype=np.int64)
         self.end = 0  # first slot after the last list's room
         self.holes = 0  # slots left behind by moved lists
@@ -50,8 +51,8 @@ class InvertedLists:
     def n_lists(self) -> int:
         return len(self.size)
 
-    def append(self, list_ids: np.ndarray, rows: np.ndarray, vectors: np.ndarray) -> None:
-        """Put ``rows`` (with their ``vectors``) at the end of lists ``list_ids``."""
+    def append(self, list_ids: np.ndarray, rows: np.ndarray, codes: np.ndarray | None = None) -> None:
+        """Put ``rows`` (with their ``codes``, when the lists carry codes) at the end of lists ``list_ids``."""
         counts = np.bincount(list_ids, minlength=self.n_lists)
         full = np.flatnonzero(self.size + counts > self.capacity)
         if len(full):
@@ -62,36 +63,43 @@ class InvertedLists:
         first_of_list = np.cumsum(counts) - counts  # position in ``order`` where each list's entries begin
         rank_in_list = np.arange(len(order)) - first_of_list[sorted_lists]
         slots = self.start[sorted_lists] + self.size[sorted_lists] + rank_in_list
-        self.slot_vectors[slots] = vectors[order]
+        if codes is not None:
+            self.slot_codes[slots] = codes[order]
         self.slot_rows[slots] = rows[order]
         self.size += counts
         if self.holes > max(int(self.size.sum()), 4096):
             self._repack()
 
     def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(offsets (n_lists + 1), rows, vectors) with list p at [offsets[p], offsets[p+1]) and no holes."""
+        """(offsets (n_lists + 1), rows, codes) with list p at [offsets[p], offsets[p+1]) and no holes."""
         offsets = np.concatenate([[0], np.cumsum(self.size)]).astype(np.int64)
         if np.array_equal(self.start, offsets[:-1]):  # already packed: slices, no copy
-            return offsets, self.slot_rows[: offsets[-1]], self.slot_vectors[: offsets[-1]]
+            return offsets, self.slot_rows[: offsets[-1]], self.slot_codes[: offsets[-1]]
         slots = self._slots_of(np.arange(self.n_lists), self.start)
-        return offsets, self.slot_rows[slots], self.slot_vectors[slots]
+        return offsets, self.slot_rows[slots], self.slot_codes[slots]
 
     @classmethod
-    def from_packed(cls, offsets: np.ndarray, rows: np.ndarray, vectors: np.ndarray) -> "InvertedLists":
-        lists = cls(len(offsets) - 1, vectors.shape[1])
+    def from_packed(cls, offsets: np.ndarray, rows: np.ndarray, codes: np.ndarray) -> "InvertedLists":
+        lists = cls(len(offsets) - 1, codes.shape[1], codes.dtype)
         lists.start = np.asarray(offsets[:-1], dtype=np.int64).copy()
         lists.size = np.diff(offsets).astype(np.int64)
         lists.capacity = lists.size.copy()
-        lists.slot_rows, lists.slot_vectors = rows, vectors  # may be read-only memory maps: copied on first write
+        lists.slot_rows, lists.slot_codes = rows, codes  # may be read-only memory maps: copied on first write
         lists.end = int(offsets[-1])
         return lists
+
+    def remap_rows(self, new_row_of: np.ndarray) -> None:
+        """Rows were renumbered (``new_row_of[old] = new``): rewrite the slots'."""
+        self._make_writable()
+        slots = self._slots_of(np.arange(self.n_lists), self.start)
+        self.slot_rows[slots] = new_row_of[self.slot_rows[slots]]
 
     def _move_to_end(self, which: np.ndarray, new_capacity: np.ndarray) -> None:
         new_start = self.end + np.cumsum(new_capacity) - new_capacity
         self._reserve(self.end + int(new_capacity.sum()))
         src = self._slots_of(which, self.start[which])
         dst = self._slots_of(which, new_start)
-        self.slot_vectors[dst] = self.slot_vectors[src]
+        self.slot_codes[dst] = self.slot_codes[src]
         self.slot_rows[dst] = self.slot_rows[src]
         self.holes += int(self.capacity[which].sum())
         self.start[which] = new_start
@@ -109,19 +117,19 @@ class InvertedLists:
             self._make_writable()
             return
         capacity = max(n_slots, int(GROWTH * len(self.slot_rows)))
-        vectors = np.empty((capacity, self.slot_vectors.shape[1]), dtype=np.float32)
+        codes = np.empty((capacity, self.slot_codes.shape[1]), dtype=self.slot_codes.dtype)
         rows = np.full(capacity, -1, dtype=np.int64)
-        vectors[: self.end] = self.slot_vectors[: self.end]
+        codes[: self.end] = self.slot_codes[: self.end]
         rows[: self.end] = self.slot_rows[: self.end]
-        self.slot_vectors, self.slot_rows = vectors, rows
+        self.slot_codes, self.slot_rows = codes, rows
 
     def _make_writable(self) -> None:
-        if not (self.slot_vectors.flags.writeable and self.slot_rows.flags.writeable):
-            self.slot_vectors, self.slot_rows = np.array(self.slot_vectors), np.array(self.slot_rows)
+        if not (self.slot_codes.flags.writeable and self.slot_rows.flags.writeable):
+            self.slot_codes, self.slot_rows = np.array(self.slot_codes), np.array(self.slot_rows)
 
     def _repack(self) -> None:
-        offsets, rows, vectors = self.packed()
-        packed = InvertedLists.from_packed(offsets, np.array(rows), np.array(vectors))
+        offsets, rows, codes = self.packed()
+        packed = InvertedLists.from_packed(offsets, np.array(rows), np.array(codes))
         self.__dict__.update(packed.__dict__)
 
 
@@ -143,9 +151,9 @@ class IVFIndex(Index):
         it has k hits or has scanned every list: an IVF answers k hits whenever k candidates exist.
       * Metric: for l2 the cells are plain k-means cells; for cosine and dot, spherical k-means (unit
         centroids), so the nearest cell is the one of largest inner product with the query.
-      * Vectors are held twice, in insertion order (the base class: get_vectors, compact, exact completion) and
-        in list order (the contiguous scans); ``save`` writes both, so that ``load(mmap=True)`` maps the lists
-        without reading them.
+      * Vectors are held once, by row (the base class); the lists hold rows and the scan reads ``vectors[row]``.
+        Each added batch is put in list order (its rows sorted by list), so after a bulk build every list's
+        vectors are consecutive in memory and the scan reads them as fast as a copy would.
       * ``remove`` leaves a tombstone that the scan skips.  ``compact`` keeps the trained centroids (no new
         k-means: the partition still fits the data it was learnt from) and re-adds the live vectors; it
         retrains only when the index was trained with fewer than ``nlist`` lists and now has points for more.
@@ -202,28 +210,43 @@ class IVFIndex(Index):
                 n_iter=self.n_iter,
                 seed=self.seed,
                 max_points=max_points,
-                spherical=self.spec.kind == "ip",
+                spherical=self._spherical_cells,
             )
         )
         self._assign_rows(np.flatnonzero(self.live))
 
+    @property
+    def _spherical_cells(self) -> bool:
+        """Unit centroids (spherical k-means) when the nearest cell is the one of largest inner product."""
+        return self.spec.kind == "ip"
+
     def _set_centroids(self, centroids: np.ndarray) -> None:
         self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
         self._centroid_sq_norms = np.einsum("ij,ij->i", self.centroids, self.centroids)
-        self._lists = InvertedLists(len(self.centroids), self.dim)
+        self._lists = self._empty_lists(len(self.centroids))
+
+    def _empty_lists(self, n_lists: int) -> InvertedLists:
+        return InvertedLists(n_lists)
 
     def _on_add(self, start: int, stop: int) -> None:
         possible = min(self.nlist, self._n_live)
         if self.trained_nlist < possible and possible >= min(self.nlist, 2 * self.trained_nlist):
             self._train(self.vectors[self.live])  # grew well past a small first batch: learn more lists
             return
-        self._assign_rows(np.arange(start, stop))
+        nearest_list, _ = assign(self.vectors[start:stop], self.centroids)
+        if self.owns_vectors:  # sort the new rows by list: each list's vectors become consecutive in memory
+            order = np.argsort(nearest_list, kind="stable")
+            self._reorder_new_rows(start, order)
+            nearest_list = nearest_list[order]
+        self._add_to_lists(nearest_list, np.arange(start, stop, dtype=np.int64))
 
     def _assign_rows(self, rows: np.ndarray) -> None:
         if len(rows):
-            vectors = self.vectors[rows]
-            nearest_list, _ = assign(vectors, self.centroids)
-            self._lists.append(nearest_list, rows.astype(np.int64), vectors)
+            nearest_list, _ = assign(self.vectors[rows], self.centroids)
+            self._add_to_lists(nearest_list, rows.astype(np.int64))
+
+    def _add_to_lists(self, list_ids: np.ndarray, rows: np.ndarray) -> None:
+        self._lists.append(list_ids, rows)
 
     # ------------------------------------------------------------------ search
     def search(self, queries: Any, k: int = 10, *, allowed_ids: Any = None, **query_params: Any) -> SearchResult:
@@ -251,21 +274,21 @@ class IVFIndex(Index):
             return None
         lists = self._lists
         rows, raw = _search_serial(query, self.centroids, self._centroid_sq_norms, nprobe, lists.start, lists.size,
-                                   lists.slot_vectors, lists.slot_rows, _NO_MASK, k, self.spec.kind == "l2")
+                                   self.vectors, lists.slot_rows, _NO_MASK, k, self.spec.kind == "l2")
         if rows[0, k - 1] < 0:  # probed lists too thin for k hits: the general path probes wider
             return None
         return SearchResult(ids=self.labels[rows], distances=finalize(raw, self.spec))
 
-    def _search_rows(self, queries: np.ndarray, k: int, mask: np.ndarray | None, nprobe: Any = 8):
+    def _search_rows(self, queries: np.ndarray, k: int, mask: np.ndarray | None, nprobe: Any = 8, **scan_params):
         self._require_trained()
         nprobe = min(_check_nprobe(nprobe), self.trained_nlist)
-        rows, raw = self._scan(queries, k, mask, nprobe)
+        rows, raw = self._scan(queries, k, mask, nprobe, **scan_params)
         # probed lists too thin for k hits (small index, tombstones, a filter): probe wider for those queries
         wanted = min(k, self._n_live if mask is None else int(mask.sum()))
         short = np.flatnonzero(rows[:, wanted - 1] < 0)  # rows are sorted, padding (-1) last
         while len(short) and nprobe < self.trained_nlist:
             nprobe = min(2 * nprobe, self.trained_nlist)
-            rows[short], raw[short] = self._scan(queries[short], k, mask, nprobe)
+            rows[short], raw[short] = self._scan(queries[short], k, mask, nprobe, **scan_params)
             short = short[rows[short, wanted - 1] < 0]
         return rows, raw
 
@@ -279,7 +302,7 @@ class IVFIndex(Index):
             nprobe,
             lists.start,
             lists.size,
-            lists.slot_vectors,
+            self.vectors,
             lists.slot_rows,
             _NO_MASK if mask is None else mask,
             k,
@@ -287,45 +310,51 @@ class IVFIndex(Index):
         )
 
     # ------------------------------------------------------------------ maintenance
-    def compact(self) -> "IVFIndex":
-        """A twin with only the live rows.  Reuses the centroids unless more lists are now possible (see class)."""
+    def rebased(self, source: Index | None) -> "IVFIndex":
+        """A twin with only the live rows, keeping the trained quantizer unless more lists are now possible."""
         if not self.is_trained or self._n_live == 0 or self.trained_nlist < min(self.nlist, self._n_live):
-            return super().compact()
+            return super().rebased(source)
         fresh = type(self)(self.dim, self.metric, **self.params)
-        fresh._set_centroids(self.centroids.copy())
-        keep = np.flatnonzero(self.live)
-        fresh.add(self._user_vectors(keep), self.labels[keep])
+        fresh._adopt_training(self)
+        self._fill(fresh, source)
         return fresh
+
+    def _adopt_training(self, trained: "IVFIndex") -> None:
+        self._set_centroids(trained.centroids.copy())
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict[str, np.ndarray]:
         if not self.is_trained:
             return {}
-        offsets, rows, vectors = self._lists.packed()
-        return {"centroids": self.centroids, "list_offsets": offsets, "list_rows": rows, "list_vectors": vectors}
+        offsets, rows, codes = self._lists.packed()
+        state = {"centroids": self.centroids, "list_offsets": offsets, "list_rows": rows}
+        if codes.shape[1]:
+            state["list_codes"] = codes
+        return state
 
     def _restore(self, state: dict[str, np.ndarray], extra: dict[str, Any]) -> None:
-        names = ("centroids", "list_offsets", "list_rows", "list_vectors")
+        names = ("centroids", "list_offsets", "list_rows")
         if not any(name in state for name in names) and self.n_rows == 0:
             return  # saved before training
         if not all(name in state for name in names):
             raise StorageFormatError(f"an IVF index with rows needs {', '.join(names)}; some .npy files are missing")
-        centroids, offsets = state["centroids"], state["list_offsets"]
-        rows, vectors = state["list_rows"], state["list_vectors"]
+        centroids, offsets, rows = state["centroids"], state["list_offsets"], state["list_rows"]
+        self._set_centroids(np.asarray(centroids))  # makes empty lists of the right code width
+        empty = self._lists.slot_codes
+        codes = state.get("list_codes", np.empty((len(rows), 0), dtype=empty.dtype))
         consistent = (
             centroids.ndim == 2
             and centroids.shape[1] == self.dim
             and offsets.shape == (len(centroids) + 1,)
             and offsets[0] == 0
             and bool(np.all(np.diff(offsets) >= 0))
-            and offsets[-1] == len(rows) == len(vectors) <= self.n_rows
-            and vectors.shape[1:] == (self.dim,)
+            and offsets[-1] == len(rows) == len(codes) <= self.n_rows
+            and codes.shape[1:] == empty.shape[1:] and codes.dtype == empty.dtype
             and (len(rows) == 0 or (rows.min() >= 0 and rows.max() < self.n_rows))
         )
         if not consistent:
-            raise StorageFormatError("the IVF arrays (centroids, list_offsets, list_rows, list_vectors) disagree")
-        self._set_centroids(np.asarray(centroids))
-        self._lists = InvertedLists.from_packed(np.asarray(offsets), rows, vectors)
+            raise StorageFormatError("the IVF arrays (centroids, list_offsets, list_rows, list_codes) disagree")
+        self._lists = InvertedLists.from_packed(np.asarray(offsets), rows, codes)
 
 
 def _check_nprobe(nprobe: Any) -> int:

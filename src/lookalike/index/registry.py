@@ -15,7 +15,7 @@ _INDEX_CLASSES: dict[str, str] = {
     "lsh": "lookalike.index.lsh:LSHIndex",
     "rp_forest": "lookalike.index.rp_forest:RPForestIndex",
     "sq8": "lookalike.index.sq:SQ8Index",
-    "ivfpq": "lookalike.index.pq:IVFPQIndex",
+    "ivfpq": "lookalike.index.ivfpq:IVFPQIndex",
 }
 
 

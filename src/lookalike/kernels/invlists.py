@@ -7,7 +7,11 @@ Two steps per query:
      of the k at the root, so a candidate costs one comparison unless it belongs in the answer).
 
 The lists live in one buffer: list ``p`` is the slots ``[list_start[p], list_start[p] + list_size[p])`` of
-``slot_vectors`` (one vector per slot, contiguous) and ``slot_rows`` (the index row each slot holds).
+``slot_rows`` (the index row each slot holds); a slot's vector is ``vectors[row]``.  The scan reads the vectors
+through the rows, so the index keeps no second copy of them: its rows are kept in list order (``IVFIndex`` sorts
+each added batch by list, a collection orders its shared store by the IVF lists), which makes the reads of one
+list consecutive in memory and the indirection as fast as a copy (measured: within 5-10% at 1M x 128, against
+3.5x slower for rows in random order).
 
 ``search_lists`` runs both steps query by query in one compiled call: on one thread for a small job (one query,
 a handful), since waking a thread pool costs more than it does (milliseconds on a busy machine); with ``prange``
@@ -25,7 +29,7 @@ FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 SERIAL_WORK = 1 << 22
 
 
-def search_lists(queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_vectors, slot_rows,
+def search_lists(queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, vectors, slot_rows,
                  row_mask, k, l2):
     """k nearest slots of each query among its ``nprobe`` nearest lists.
 
@@ -41,40 +45,40 @@ def search_lists(queries, centroids, centroid_sq_norms, nprobe, list_start, list
     scanned = nprobe * len(slot_rows) / max(len(centroids), 1)
     small = nq * dim * (len(centroids) + scanned) < SERIAL_WORK
     driver = _search_serial if small else _search_parallel
-    return driver(queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_vectors, slot_rows,
+    return driver(queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, vectors, slot_rows,
                   row_mask, k, l2)
 
 
 @numba.njit(cache=True)
-def _search_serial(queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_vectors, slot_rows,
+def _search_serial(queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, vectors, slot_rows,
                    row_mask, k, l2):
     out_rows = np.full((queries.shape[0], k), -1, dtype=np.int64)
     out_raw = np.full((queries.shape[0], k), np.inf, dtype=np.float32)
     for qi in range(queries.shape[0]):
-        _search_one(queries[qi], centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_vectors,
+        _search_one(queries[qi], centroids, centroid_sq_norms, nprobe, list_start, list_size, vectors,
                     slot_rows, row_mask, l2, out_rows[qi], out_raw[qi])
     return out_rows, out_raw
 
 
 @numba.njit(cache=True, parallel=True)
-def _search_parallel(queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_vectors, slot_rows,
+def _search_parallel(queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, vectors, slot_rows,
                      row_mask, k, l2):
     out_rows = np.full((queries.shape[0], k), -1, dtype=np.int64)
     out_raw = np.full((queries.shape[0], k), np.inf, dtype=np.float32)
     for qi in numba.prange(queries.shape[0]):
-        _search_one(queries[qi], centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_vectors,
+        _search_one(queries[qi], centroids, centroid_sq_norms, nprobe, list_start, list_size, vectors,
                     slot_rows, row_mask, l2, out_rows[qi], out_raw[qi])
     return out_rows, out_raw
 
 
 @numba.njit(cache=True)
-def _search_one(query, centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_vectors, slot_rows,
+def _search_one(query, centroids, centroid_sq_norms, nprobe, list_start, list_size, vectors, slot_rows,
                 row_mask, l2, heap_rows, heap_raw):
     probes = np.full(nprobe, -1, dtype=np.int64)
     probe_scores = np.full(nprobe, np.inf, dtype=np.float32)
     _rank_centroids(query, centroids, centroid_sq_norms, probes, probe_scores)
     _sort_heap(probe_scores, probes)  # nearest list first: the k-best heap tightens early
-    _scan_one(query, probes, list_start, list_size, slot_vectors, slot_rows, row_mask, l2, heap_rows, heap_raw)
+    _scan_one(query, probes, list_start, list_size, vectors, slot_rows, row_mask, l2, heap_rows, heap_raw)
 
 
 @numba.njit(cache=True, fastmath=FASTMATH)
@@ -101,7 +105,7 @@ def _rank_centroids(query, centroids, centroid_sq_norms, heap_lists, heap_scores
 
 
 @numba.njit(cache=True, fastmath=FASTMATH)
-def _scan_one(query, probes, list_start, list_size, slot_vectors, slot_rows, row_mask, l2, heap_rows, heap_raw):
+def _scan_one(query, probes, list_start, list_size, vectors, slot_rows, row_mask, l2, heap_rows, heap_raw):
     """One query: scan its probed lists into the max-heap (heap_rows, heap_raw), then sort the heap."""
     use_mask = row_mask.shape[0] > 0
     for p in range(probes.shape[0]):
@@ -114,9 +118,9 @@ def _scan_one(query, probes, list_start, list_size, slot_vectors, slot_rows, row
             if use_mask and not row_mask[row]:
                 continue
             if l2:
-                raw = _sq_l2(query, slot_vectors[slot])
+                raw = _sq_l2(query, vectors[row])
             else:
-                raw = -_dot(query, slot_vectors[slot])
+                raw = -_dot(query, vectors[row])
             _offer(heap_raw, heap_rows, raw, row)
     _sort_heap(heap_raw, heap_rows)
 
