@@ -6,8 +6,15 @@ vector.  Every write is one SQLite transaction; in-memory structures then replay
 table) to catch up, which is also how another process's writes are picked up and how stale index files
 on disk are brought up to date when they are opened.
 
-    FlatIndex   exact, always present, synced from SQLite; the oracle for ``with_recall``
-    others      built by ``create_index(type, **params)``, synced from the FlatIndex, saved under derived/
+    FlatIndex   exact, always present, synced from SQLite; the oracle for ``with_recall``; and the collection's
+                one float32 copy of its vectors (the *vector store*: saved as derived/flat/vectors.npy and
+                memory-mapped when opened, so pages are read as searches touch them and shared between
+                processes)
+    others      built by ``create_index(type, **params)``, *attached* to the FlatIndex (they read its rows and
+                keep only their own structure: lists, graphs, codes), synced from it, saved under derived/
+
+When the flat index drops its tombstones (``compact``) or is put in the order of an IVF index's lists (so that
+the IVF scan reads each list's vectors consecutively), its rows are renumbered: every other index follows.
 """
 
 from __future__ import annotations
@@ -291,9 +298,10 @@ class Collection:
         self._sync()
         t0 = time.perf_counter()
         flat = self._flat.index
+        fresh.attach(flat)
         keep = np.flatnonzero(flat.live)
-        if len(keep):
-            fresh.add(flat.vectors[keep], flat.labels[keep])
+        if len(keep):  # in label order: what the index learns does not depend on the order of the store's rows
+            fresh.add(None, np.sort(flat.labels[keep]))
         build_s = time.perf_counter() - t0
         built_at = self._flat.version
         with self._store.transaction():
@@ -303,9 +311,30 @@ class Collection:
                 self._store.set_meta("default_index", type)
         synced = _Synced(fresh, built_at)
         self._indexes[type] = synced
-        self._save(type, synced)
+        if fresh.wants_source_order:
+            self._order_store_by(type)
+        self.flush()
         self._sync()  # writes that landed during the build are replayed now
         return {**fresh.config(), "build_s": build_s, "count": len(fresh)}
+
+    def _order_store_by(self, name: str) -> None:
+        """Renumber the store's rows in the order index ``name`` reads them (IVF: list after list), and every
+        loaded index with them; indexes not loaded are loaded first, so that none has to be rebuilt."""
+        for other in self._store.index_configs():
+            if other != name:
+                self._synced_index(other)
+        order = self._indexes[name].index.source_order()
+        self._renumber_store(self._flat.index.reordered(order), order)
+
+    def _renumber_store(self, new_flat: Index, order: np.ndarray | None) -> None:
+        """Put ``new_flat`` in place of the flat index; ``order`` (new row -> old row, every old row once) says
+        how the rows moved, or None when rows were dropped (compaction): then each index is rebased on it."""
+        for synced in self._indexes.values():
+            index = synced.index
+            synced.index = index.rebased(new_flat) if order is None else index.reordered_with(new_flat, order)
+            synced.saved_version = None
+        self._flat.index = new_flat
+        self._flat.saved_version = None
 
     def create_metadata_index(self, key: str) -> None:
         """A B-tree on one metadata key, so filters on it stop scanning every point (as Qdrant's payload
@@ -403,6 +432,7 @@ class Collection:
         for synced in self._indexes.values():
             if synced.version != version:
                 self._catch_up_from_flat(synced)
+        self._compact_if_worth_it()
 
     def _synced_index(self, name: str) -> _Synced:
         if name == FLAT:
@@ -425,7 +455,12 @@ class Collection:
         path = self._derived_dir(name)
         if path.exists():
             try:
-                index = Index.load(path)
+                if name == FLAT:  # the vector store: mapped, not read
+                    index = Index.load(path, mmap=True)
+                else:
+                    index = Index.load(path, source=self._flat.index)
+                    if index.owns_vectors:
+                        raise StorageFormatError("saved with its own copy of the vectors (an older layout)")
                 stamp = index.stamp
                 if stamp.get("uuid") == self.uuid and self._store.log_start() <= stamp.get("version", -1) <= self._store.version() and index.config() == {**config}:
                     synced = _Synced(index, stamp["version"], stamp["version"])
@@ -443,19 +478,21 @@ class Collection:
         if name == FLAT:
             self._ids = None  # reloaded on the next query, from the same snapshot as the vectors
             labels, vectors = self._store.all_vectors(self.dim)
-        else:
-            flat = self._flat.index
-            keep = np.flatnonzero(flat.live)
-            labels, vectors = flat.labels[keep], flat.vectors[keep]
-            version = self._flat.version
-        if len(labels):
-            index.add(vectors, labels)
-        return _Synced(index, version)
+            if len(labels):
+                index.add(vectors, labels)
+            return _Synced(index, version)
+        flat = self._flat.index
+        index.attach(flat)
+        keep = np.flatnonzero(flat.live)
+        if len(keep):
+            index.add(None, np.sort(flat.labels[keep]))
+        return _Synced(index, self._flat.version)
 
     def _catch_up_flat(self, version: int) -> None:
         synced = self._flat
         if synced.version < self._store.log_start() or synced.version > version:
             self._flat = self._rebuild(FLAT, {"type": FLAT, "dim": self.dim, "metric": self.metric})
+            self._indexes.clear()  # they read the old rows: reopened (and rebuilt) on their next use
             return
         added, removed = _net_changes(self._store.changes_since(synced.version))
         _replay(synced, version, added, removed, self._new_points)
@@ -476,7 +513,17 @@ class Collection:
         added, removed = _net_changes(self._store.changes_since(synced.version))
         added = np.asarray(added, dtype=np.int64)
         added = added[flat.index.has(added)]  # a label deleted after flat's version is not there yet
-        _replay(synced, flat.version, added, removed, flat.index.get_vectors)
+        _replay(synced, flat.version, added, removed, lambda labels: None)  # attached: rows read from the flat
+
+    def _compact_if_worth_it(self) -> None:
+        """Drop the flat index's tombstones once they outweigh the data; every index is rebased on the new rows
+        (those on disk are loaded first, so none is left pointing at the old rows)."""
+        flat = self._flat.index
+        if flat.n_deleted <= max(1000, len(flat)):
+            return
+        for name in self._store.index_configs():
+            self._synced_index(name)
+        self._renumber_store(flat.compact(), None)
 
     # ================================================================== derived files
     def _derived_dir(self, name: str) -> Path:
@@ -512,7 +559,7 @@ def _net_changes(changes: list[tuple[int, int, int]]) -> tuple[list[int], list[i
 
 def _replay(synced: _Synced, version: int, added, removed, vectors_of) -> None:
     """Apply a replayed change log to one in-memory index: tombstone what went, add what came (its vectors from
-    ``vectors_of(labels)``), and drop the tombstones once they outweigh the data."""
+    ``vectors_of(labels)``; None for an attached index).  Tombstones are dropped by ``_compact_if_worth_it``."""
     index = synced.index
     removed = np.asarray(removed, dtype=np.int64)
     gone = removed[index.has(removed)]
@@ -521,8 +568,6 @@ def _replay(synced: _Synced, version: int, added, removed, vectors_of) -> None:
     if len(added):
         index.add(vectors_of(added), added)
     synced.version = version
-    if index.n_deleted > max(1000, len(index)):
-        synced.index = index.compact()
 
 
 class _IdMap:

@@ -91,6 +91,8 @@ class Index:
     query_defaults: ClassVar[dict[str, Any]] = {}
     #: whether ``train`` must run before ``add`` (IVF, PQ); the first add trains on its own batch if needed
     needs_training: ClassVar[bool] = False
+    #: whether this index, attached, is fastest with its source's rows in its ``source_order`` (IVF's scans)
+    wants_source_order: ClassVar[bool] = False
 
     def __init__(self, dim: int, metric: str = "l2", **params: Any):
         from .._validation import check_positive_int
@@ -266,6 +268,31 @@ class Index:
         fresh = from_config(self.config())
         self._fill(fresh, source)
         return fresh
+
+    def reordered(self, order: np.ndarray) -> "Index":
+        """An owning twin whose row i is this index's row ``order[i]`` (``order``: every row once), dead rows
+        included, under a new generation: the rows of a vector source put in the order an attached index
+        prefers.  Only for indexes without row-indexed structure of their own (FlatIndex)."""
+        from .registry import from_config
+
+        order = np.asarray(order, dtype=np.int64)
+        if not self.owns_vectors or len(order) != self.n_rows or not np.array_equal(np.sort(order), np.arange(self.n_rows)):
+            raise InvalidParameterError("reordered takes an owning index and a permutation of all its rows")
+        fresh = from_config(self.config())
+        fresh._vectors = GrowableArray((self.dim,), np.float32, self.vectors[order])
+        fresh._labels = GrowableArray((), np.int64, self.labels[order])
+        fresh._live = GrowableArray((), np.bool_, self.live[order])
+        fresh._n_live = self._n_live
+        return fresh
+
+    def reordered_with(self, source: "Index", order: np.ndarray) -> "Index":
+        """This attached index over ``source``, the reordered twin of its old source (``source.row i`` = old row
+        ``order[i]``).  The default builds it again; an index whose structure only names rows renumbers them."""
+        return self.rebased(source)
+
+    def source_order(self) -> np.ndarray:
+        """The order of the source's rows this index reads fastest (see ``wants_source_order``)."""
+        raise NotImplementedError
 
     def _fill(self, fresh: "Index", source: "Index | None") -> None:
         """Give ``fresh`` this index's live points: by label from ``source``, else as vectors."""

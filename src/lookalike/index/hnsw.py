@@ -207,6 +207,37 @@ class HNSWIndex(Index):
             self._context = context
         return context
 
+    # ------------------------------------------------------------------ renumbering
+    def reordered_with(self, source: Index, order: np.ndarray) -> "HNSWIndex":
+        """The same graph over the reordered source (its row i = old row ``order[i]``): per-node arrays move
+        with their node, links are renamed; source rows this index never held become isolated dead nodes."""
+        if self._entry < 0:
+            return super().reordered_with(source, order)
+        n_new = len(order)
+        new_row_of = np.empty(n_new, dtype=np.int64)
+        new_row_of[order] = np.arange(n_new)
+        pad = n_new - self.n_rows
+        levels, links0, counts0, upper_start, upper_links, upper_counts = self._graph()
+
+        def moved(per_node: np.ndarray, fill: int) -> np.ndarray:
+            padding = np.full((pad, *per_node.shape[1:]), fill, dtype=np.int32)
+            return np.concatenate([per_node, padding])[order]
+
+        def renamed(links: np.ndarray) -> np.ndarray:
+            return np.where(links >= 0, new_row_of[np.maximum(links, 0)], -1).astype(np.int32)
+
+        fresh = type(self)(self.dim, self.metric, **self.params)
+        fresh.attach(source)
+        live = np.zeros(n_new, dtype=np.bool_)
+        live[new_row_of[: self.n_rows]] = self.live
+        fresh._live.extend(live)
+        fresh._n_live = self._n_live
+        state = {"levels": moved(levels, 0), "links0": renamed(moved(links0, -1)), "counts0": moved(counts0, 0),
+                 "upper_start": moved(upper_start, -1), "upper_links": renamed(upper_links),
+                 "upper_counts": upper_counts.copy()}
+        fresh._restore(state, {"entry_point": int(new_row_of[self._entry])})  # checks the result, too
+        return fresh
+
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict[str, np.ndarray]:
         return dict(zip(GRAPH_ARRAYS, self._graph()))

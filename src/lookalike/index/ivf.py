@@ -161,6 +161,7 @@ class IVFIndex(Index):
 
     type_name = "ivf"
     needs_training = True
+    wants_source_order = True
     query_defaults: dict[str, Any] = {"nprobe": 8}
 
     def __init__(
@@ -317,6 +318,32 @@ class IVFIndex(Index):
         fresh = type(self)(self.dim, self.metric, **self.params)
         fresh._adopt_training(self)
         self._fill(fresh, source)
+        return fresh
+
+    def source_order(self) -> np.ndarray:
+        """Source rows list after list (each list's rows ascending), then the rows in no list."""
+        _, rows, _ = self._lists.packed()
+        n_source = self._source.n_rows if self._source is not None else self.n_rows
+        rest = np.ones(n_source, dtype=bool)
+        rest[rows] = False
+        return np.concatenate([rows, np.flatnonzero(rest)]).astype(np.int64)
+
+    def reordered_with(self, source: Index, order: np.ndarray) -> "IVFIndex":
+        """The same lists over the reordered source: only the row numbers change."""
+        if not self.is_trained:
+            return super().reordered_with(source, order)
+        new_row_of = np.empty(len(order), dtype=np.int64)
+        new_row_of[order] = np.arange(len(order))
+        fresh = type(self)(self.dim, self.metric, **self.params)
+        fresh._adopt_training(self)
+        fresh.attach(source)
+        live = np.zeros(len(order), dtype=np.bool_)
+        live[new_row_of[: self.n_rows]] = self.live
+        fresh._live.extend(live)
+        fresh._n_live = self._n_live
+        offsets, rows, codes = self._lists.packed()
+        fresh._lists = InvertedLists.from_packed(offsets, np.array(rows), np.array(codes))
+        fresh._lists.remap_rows(new_row_of)
         return fresh
 
     def _adopt_training(self, trained: "IVFIndex") -> None:

@@ -41,6 +41,7 @@ class IVFPQIndex(IVFIndex):
     its vector source's when attached)."""
 
     type_name = "ivfpq"
+    wants_source_order = False  # the scan reads codes, in the lists; the floats only for re-ranking
     query_defaults: dict[str, Any] = {"nprobe": 8, "rerank": 4}
 
     def __init__(
