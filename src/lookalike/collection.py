@@ -97,6 +97,7 @@ class Collection:
         self._metadata = _MetadataCache()  # label -> decoded metadata, filled as hits are returned
         self._default_index = FLAT
         self._tuned: dict[str, dict[str, Any]] = {}
+        self._written: tuple[np.ndarray, list[Any], np.ndarray] | None = None  # (labels, ids, vectors) of the last write
 
     # ================================================================== info
     def __len__(self) -> int:
@@ -142,15 +143,19 @@ class Collection:
     def _write(self, ids: Any, vectors: Any, metadata: Any, *, replace: bool) -> None:
         ext_ids, x, metas = check_points(ids, vectors, metadata, self.dim, refuse_zero=self._spec.normalize)
         with self._store.transaction():
-            existing = self._store.labels_of(ext_ids)
-            if existing and not replace:
-                first = next(e for e in ext_ids if (type(e), e) in existing)
-                raise DuplicateIdError(f"id {first!r} is already in collection {self.name!r}: use upsert to replace it")
+            existing = self._store.labels_of(ext_ids) if replace else {}  # add: the UNIQUE constraint checks
             version = self._store.bump_version()
             if existing:
                 self._store.delete_labels(existing.values(), version)
             labels = self._store.allocate_labels(len(ext_ids))
-            self._store.insert_points(labels, ext_ids, x, metas, version)
+            try:
+                self._store.insert_points(labels, ext_ids, x, metas, version)
+            except DuplicateIdError:
+                stored = self._store.labels_of(ext_ids)
+                first = next((e for e in ext_ids if (type(e), e) in stored), ext_ids[0])
+                raise DuplicateIdError(
+                    f"id {first!r} is already in collection {self.name!r}: use upsert to replace it") from None
+        self._written = (labels, ext_ids, x)  # the sync that follows takes them from here, not from SQLite
         self._sync()
 
     def delete(self, ids: Any = None, *, where: dict[str, Any] | None = None) -> int:
@@ -498,8 +503,13 @@ class Collection:
         _replay(synced, version, added, removed, self._new_points)
 
     def _new_points(self, labels) -> np.ndarray:
-        """Vectors of labels the change log added; their ids go to the id map on the way."""
-        ext_ids, vectors, _ = self._store.points(labels, self.dim)
+        """Vectors of labels the change log added; their ids go to the id map on the way.  When they are exactly
+        the points this process just wrote, they come from memory (a label names one point forever)."""
+        written, self._written = self._written, None
+        if written is not None and len(written[0]) == len(labels) and np.array_equal(written[0], labels):
+            _, ext_ids, vectors = written
+        else:
+            ext_ids, vectors, _ = self._store.points(labels, self.dim)
         if self._ids is not None:
             self._ids.add(labels, ext_ids)
         return vectors
@@ -715,21 +725,27 @@ def check_metadata(metadata: Any, n: int) -> list[str | None]:
         got = len(metadata) if isinstance(metadata, (list, tuple)) else type(metadata).__name__
         raise InvalidInputError(f"metadata must be a list of {n} dicts (one per id), got {got}")
     out = []
+    encode = _JSON.encode
     for i, item in enumerate(metadata):
         if item is None:
             out.append(None)
             continue
-        if not isinstance(item, dict) or not all(isinstance(k, str) for k in item):
+        if type(item) is not dict and not isinstance(item, dict):
             raise InvalidInputError(f"metadata[{i}] must be a dict with string keys, got {type(item).__name__}")
         try:
-            text = json.dumps(item, allow_nan=False, ensure_ascii=False)
-            text.encode("utf-8")
+            text = encode(item)  # refuses NaN/inf and non-JSON values; keys are checked below
+            size = len(text.encode("utf-8"))  # also refuses lone surrogates
         except (TypeError, ValueError, UnicodeEncodeError) as exc:
             raise InvalidInputError(f"metadata[{i}] is not JSON-serialisable: {exc}") from None
-        if len(text.encode("utf-8")) > MAX_METADATA_BYTES:
+        if not all(type(k) is str for k in item) and not all(isinstance(k, str) for k in item):
+            raise InvalidInputError(f"metadata[{i}] must be a dict with string keys, got {type(item).__name__}")
+        if size > MAX_METADATA_BYTES:
             raise InvalidInputError(f"metadata[{i}] is over {MAX_METADATA_BYTES // 1024} KiB as JSON")
         out.append(text)
     return out
+
+
+_JSON = json.JSONEncoder(allow_nan=False, ensure_ascii=False)
 
 
 __all__ = ["Collection", "Points", "check_ids", "check_metadata", "check_points"]

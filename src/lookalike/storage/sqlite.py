@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import StorageBusyError, StorageFormatError, StorageFullError
+from ..errors import DuplicateIdError, StorageBusyError, StorageFormatError, StorageFullError
 from .filters import compile_where, metadata_index_sql
 
 SCHEMA_FORMAT = "lookalike-collection"
@@ -153,10 +153,12 @@ class CollectionStore:
 
     def insert_points(self, labels: np.ndarray, ext_ids: Sequence[Any], vectors: np.ndarray,
                       metadatas: Sequence[str | None], version: int) -> None:
-        vectors = np.ascontiguousarray(vectors, dtype="<f4")
-        rows = ((int(l), e, vectors[i].tobytes(), m) for i, (l, e, m) in enumerate(zip(labels, ext_ids, metadatas)))
-        self.conn.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", rows)
-        self.conn.executemany("INSERT INTO changes VALUES (?, ?, 1)", ((version, int(l)) for l in labels))
+        blob = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+        width = 4 * vectors.shape[1]
+        blobs = [blob[i : i + width] for i in range(0, len(blob), width)]  # one bytes per row, one pass
+        label_list = labels.tolist()
+        self.conn.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", zip(label_list, ext_ids, blobs, metadatas))
+        self.conn.executemany("INSERT INTO changes VALUES (?, ?, 1)", ((version, l) for l in label_list))
 
     def delete_labels(self, labels: Iterable[int], version: int) -> None:
         labels = [int(l) for l in labels]
@@ -268,6 +270,8 @@ class _SafeConnection:
 
 def translate_error(exc: sqlite3.Error, file: Path) -> Exception:
     text = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError) and "points.ext_id" in text:
+        return DuplicateIdError(f"{file}: an id is already stored ({text})")
     if "full" in text:
         return StorageFullError(f"{file}: the disk is full ({text}); the write was rolled back, nothing was lost")
     if "locked" in text or "busy" in text:
