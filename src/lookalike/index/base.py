@@ -93,6 +93,9 @@ class Index:
     needs_training: ClassVar[bool] = False
     #: whether this index, attached, is fastest with its source's rows in its ``source_order`` (IVF's scans)
     wants_source_order: ClassVar[bool] = False
+    #: whether this index, attached, reads its source's rows at random (re-ranking a few candidates): the
+    #: collection then tells the kernel not to read ahead in the mapped store
+    reads_source_at_random: ClassVar[bool] = False
 
     def __init__(self, dim: int, metric: str = "l2", **params: Any):
         from .._validation import check_positive_int

@@ -24,7 +24,7 @@ from .._validation import check_positive_int
 from ..errors import InvalidParameterError, StorageFormatError
 from ..kernels.kmeans import assign
 from ..kernels.pq import (TRAIN_POINTS_PER_CODE, code_width, decode, encode, pack_codes, search_pq_lists,
-                          train_codebooks, train_rotation)
+                          single_blas_thread, train_codebooks, train_rotation)
 from .ivf import _NO_MASK, IVFIndex, InvertedLists
 
 
@@ -42,6 +42,7 @@ class IVFPQIndex(IVFIndex):
 
     type_name = "ivfpq"
     wants_source_order = False  # the scan reads codes, in the lists; the floats only for re-ranking
+    reads_source_at_random = True
     query_defaults: dict[str, Any] = {"nprobe": 8, "rerank": 4}
 
     def __init__(
@@ -134,9 +135,11 @@ class IVFPQIndex(IVFIndex):
 
     def _scan(self, queries: np.ndarray, k: int, mask: np.ndarray | None, nprobe: int, rerank: int = 4):
         lists = self._lists
+        with single_blas_thread():
+            rotated = np.ascontiguousarray(queries @ self.rotation)
         return search_pq_lists(
             queries,
-            np.ascontiguousarray(queries @ self.rotation),
+            rotated,
             self.centroids,
             self._centroid_sq_norms,
             nprobe,

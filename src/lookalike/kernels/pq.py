@@ -114,14 +114,36 @@ def search_pq_lists(queries, rotated_queries, centroids, centroid_sq_norms, npro
     small = nq * (dim * len(centroids) + scanned * codebooks_t.shape[0]) < SERIAL_WORK
     slot_sq_norms = slot_codes.view(np.float32)[:, -1]  # the last 4 bytes of each packed code
     n_chunks = 1 if small else min(nq, 8 * numba.get_num_threads())
-    return _search_chunks(queries, rotated_queries, centroids, centroid_sq_norms, nprobe, list_start, list_size,
-                          slot_codes, slot_sq_norms, slot_rows, codebooks_t, vectors, row_mask, k, n_candidates, l2,
-                          adc_l2, n_chunks)
+    # a batch ranks the cells with one BLAS product (||c||^2 - 2 <q, c> for every pair: 3x the speed of the
+    # per-query loop here), on one BLAS thread: idle BLAS threads spin and would take the cores from the kernel
+    # that follows (measured: 40 against 55 us per query); a few queries rank them in the kernel
+    coarse = _NO_SCORES
+    if not small:
+        with single_blas_thread():
+            coarse = centroid_sq_norms[None, :] - 2.0 * (queries @ centroids.T)
+    return _search_chunks(queries, rotated_queries, centroids, centroid_sq_norms, coarse, nprobe, list_start,
+                          list_size, slot_codes, slot_sq_norms, slot_rows, codebooks_t, vectors, row_mask, k,
+                          n_candidates, l2, adc_l2, n_chunks)
+
+
+_NO_SCORES = np.empty((0, 0), dtype=np.float32)
+_blas_controller = None
+
+
+def single_blas_thread():
+    """A context in which BLAS runs on one thread (threadpoolctl; the controller is made once)."""
+    global _blas_controller
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
 
 
 @numba.njit(cache=True, parallel=True)
-def _search_chunks(queries, rotated_queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, slot_codes,
-                   slot_sq_norms, slot_rows, codebooks_t, vectors, row_mask, k, n_candidates, l2, adc_l2, n_chunks):
+def _search_chunks(queries, rotated_queries, centroids, centroid_sq_norms, coarse, nprobe, list_start, list_size,
+                   slot_codes, slot_sq_norms, slot_rows, codebooks_t, vectors, row_mask, k, n_candidates, l2, adc_l2,
+                   n_chunks):
     """The queries in ``n_chunks`` contiguous chunks, in parallel; each chunk allocates its scratch once (one
     allocation per query costs as much as a short scan when the threads share the allocator)."""
     nq = queries.shape[0]
@@ -140,17 +162,22 @@ def _search_chunks(queries, rotated_queries, centroids, centroid_sq_norms, nprob
             probe_scores[:] = np.inf
             cand_rows[:] = -1
             cand_raw[:] = np.inf
-            _search_one(queries[qi], rotated_queries[qi], centroids, centroid_sq_norms, list_start, list_size,
-                        slot_codes, slot_sq_norms, slot_rows, codebooks_t, vectors, row_mask, n_candidates > 0, l2,
-                        adc_l2, probes, probe_scores, table, cand_rows, cand_raw, out_rows[qi], out_raw[qi])
+            if coarse.shape[0] > 0:
+                for c in range(coarse.shape[1]):
+                    _offer(probe_scores, probes, coarse[qi, c], c)
+            else:
+                _rank_centroids(queries[qi], centroids, centroid_sq_norms, probes, probe_scores)
+            _search_one(queries[qi], rotated_queries[qi], centroid_sq_norms, list_start, list_size, slot_codes,
+                        slot_sq_norms, slot_rows, codebooks_t, vectors, row_mask, n_candidates > 0, l2, adc_l2,
+                        probes, probe_scores, table, cand_rows, cand_raw, out_rows[qi], out_raw[qi])
     return out_rows, out_raw
 
 
 @numba.njit(cache=True)
-def _search_one(query, rotated_query, centroids, centroid_sq_norms, list_start, list_size, slot_codes, slot_sq_norms,
-                slot_rows, codebooks_t, vectors, row_mask, rerank, l2, adc_l2, probes, probe_scores, table, cand_rows,
-                cand_raw, out_rows, out_raw):
-    _rank_centroids(query, centroids, centroid_sq_norms, probes, probe_scores)
+def _search_one(query, rotated_query, centroid_sq_norms, list_start, list_size, slot_codes, slot_sq_norms, slot_rows,
+                codebooks_t, vectors, row_mask, rerank, l2, adc_l2, probes, probe_scores, table, cand_rows, cand_raw,
+                out_rows, out_raw):
+    """One query whose nprobe nearest cells are in the max-heap (probes, probe_scores)."""
     _sort_heap(probe_scores, probes)  # nearest list first: the candidate heap tightens early
     _query_table(rotated_query, codebooks_t, table)
     query_sq_norm = _dot(query, query)
