@@ -4,7 +4,7 @@
     python bench/bench_scaling.py --n 200000 --json out.json                                    # smaller
 
 Steps, each timed in this process (2 cores here; the peers get the same threads):
-  ingest     1M x 128 clustered cosine vectors (seeded), string ids and small metadata, added to a Collection
+  ingest     1M x 128 clustered cosine vectors (seeded, 100 clusters), string ids and small metadata, added to a Collection
              in batches, each batch one durable SQLite transaction: vectors/s
   build      IVF (nlist), IVF-PQ (nlist, m, nbits=8) and HNSW (M, ef_construction) through
              Collection.create_index, beside faiss IndexIVFFlat, IndexIVFPQ + IndexRefineFlat and hnswlib
@@ -242,7 +242,11 @@ def main() -> None:
     parser.add_argument("--skip-hnsw", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None, help="kept afterwards (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--from-json", type=Path, default=None, help="only print the summary of an earlier run")
     args = parser.parse_args()
+    if args.from_json:
+        summarize(json.loads(args.from_json.read_text()))
+        return
 
     from lookalike.bench.datasets import synthetic
     from lookalike.index.flat import FlatIndex
@@ -250,7 +254,7 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="lookalike-scaling-"))
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(workdir / "db", ignore_errors=True)
-    data = synthetic(args.n, args.dim, clusters=1000, n_queries=args.queries)
+    data = synthetic(args.n, args.dim, clusters=100, n_queries=args.queries)  # as bench_layers.py
     x, q = data.train, data.test
     raw = x.nbytes
     report: dict = {"n": args.n, "dim": args.dim, "raw_bytes": raw, "threads": args.threads, "nlist": args.nlist,
@@ -307,6 +311,32 @@ def main() -> None:
         args.json.write_text(json.dumps(report, indent=1))
 
 
+NODE_RAM = 24 * 2**30  # this machine; a shard node keeps its working set under 70% of it
+RAM_HEADROOM = 0.7
+
+
+def capacity_plan(report: dict, sizes=(10_000_000, 100_000_000)) -> list[dict]:
+    """Shards and times for larger catalogs on Ray shards, from this run's per-point costs (linear in n: each
+    shard is this node's collection at its own size).  Memory per point: what the fresh process grew by per
+    point with the floats resident (exact + IVF + IVF-PQ); IVF-PQ-only serving needs only the codes resident."""
+    n = report["n"]
+    all_rss = report["memory_all"]["steps"][-1][1] / n
+    pq_rss = report["memory_pq_only"]["steps"][-1][1] / n
+    disk = (report["sqlite_bytes"] + sum(v["disk_bytes"] for v in report["lookalike"].values())) / n
+    ingest = report["ingest"]["vectors_per_s"]
+    build = sum(report["lookalike"][name]["build_s"] for name in ("ivf", "ivfpq") if name in report["lookalike"]) / n
+    plan = []
+    for size in sizes:
+        resident = -(-int(size * all_rss) // int(RAM_HEADROOM * NODE_RAM))
+        codes_only = -(-int(size * pq_rss) // int(RAM_HEADROOM * NODE_RAM))
+        shards = max(resident, 1)
+        plan.append({"points": size, "shards_floats_resident": resident, "shards_pq_only": max(codes_only, 1),
+                     "disk_gib_total": size * disk / 2**30,
+                     "ingest_hours": size / (ingest * shards) / 3600,
+                     "ivf_ivfpq_build_minutes": size / shards * build / 60})
+    return plan
+
+
 def summarize(report: dict) -> None:
     raw = report["raw_bytes"]
     ours, peers = report["lookalike"], report["peers"]
@@ -324,6 +354,12 @@ def summarize(report: dict) -> None:
     for key in ("memory_all", "memory_pq_only"):
         steps = ", ".join(f"{name} {grow / raw:.2f}x" for name, grow in report[key]["steps"])
         print(f"RSS growth of a fresh process / raw float32 bytes ({key}): {steps}")
+    print("\ncapacity plan (24 GiB nodes, 70% for the collection; ingest in parallel on every shard):")
+    for row in capacity_plan(report):
+        print(f"  {row['points']:>12,} points: {row['shards_floats_resident']} shards with the floats resident "
+              f"({row['shards_pq_only']} serving IVF-PQ with the floats on disk), "
+              f"{row['disk_gib_total']:.0f} GiB of disk, ingest {row['ingest_hours']:.1f} h, "
+              f"IVF + IVF-PQ builds {row['ivf_ivfpq_build_minutes']:.0f} min per shard")
 
 
 if __name__ == "__main__":
