@@ -303,11 +303,7 @@ class Collection:
         fresh = from_config(config)  # validates the type and the parameters
         self._sync()
         t0 = time.perf_counter()
-        flat = self._flat.index
-        fresh.attach(flat)
-        keep = np.flatnonzero(flat.live)
-        if len(keep):  # in label order: what the index learns does not depend on the order of the store's rows
-            fresh.add(None, np.sort(flat.labels[keep]))
+        self._fill_from_flat(fresh)
         build_s = time.perf_counter() - t0
         built_at = self._flat.version
         with self._store.transaction():
@@ -489,12 +485,17 @@ class Collection:
             if len(labels):
                 index.add(vectors, labels)
             return _Synced(index, version)
+        self._fill_from_flat(index)
+        return _Synced(index, self._flat.version)
+
+    def _fill_from_flat(self, index: Index) -> None:
+        """Attach an empty index to the flat index (the vector store) and give it every live point, in label
+        order: what the index learns does not depend on the order of the store's rows."""
         flat = self._flat.index
         index.attach(flat)
         keep = np.flatnonzero(flat.live)
         if len(keep):
             index.add(None, np.sort(flat.labels[keep]))
-        return _Synced(index, self._flat.version)
 
     def _catch_up_flat(self, version: int) -> None:
         synced = self._flat
@@ -748,14 +749,14 @@ def check_metadata(metadata: Any, n: int) -> list[str | None]:
         if item is None:
             out.append(None)
             continue
-        if type(item) is not dict and not isinstance(item, dict):
+        if not isinstance(item, dict):
             raise InvalidInputError(f"metadata[{i}] must be a dict with string keys, got {type(item).__name__}")
         try:
             text = encode(item)  # refuses NaN/inf and non-JSON values; keys are checked below
             size = len(text.encode("utf-8"))  # also refuses lone surrogates
         except (TypeError, ValueError, UnicodeEncodeError) as exc:
             raise InvalidInputError(f"metadata[{i}] is not JSON-serialisable: {exc}") from None
-        if not all(type(k) is str for k in item) and not all(isinstance(k, str) for k in item):
+        if not all(isinstance(k, str) for k in item):
             raise InvalidInputError(f"metadata[{i}] must be a dict with string keys, got {type(item).__name__}")
         if size > MAX_METADATA_BYTES:
             raise InvalidInputError(f"metadata[{i}] is over {MAX_METADATA_BYTES // 1024} KiB as JSON")

@@ -293,6 +293,21 @@ class Index:
         ``order[i]``).  The default builds it again; an index whose structure only names rows renumbers them."""
         return self.rebased(source)
 
+    def _renumbered_twin(self, source: "Index", order: np.ndarray) -> tuple["Index", np.ndarray]:
+        """For ``reordered_with``: an empty twin (build parameters, trained parts through ``_adopt_training``)
+        attached to ``source`` with this index's live flags moved to their new rows, and
+        ``new_row_of`` (old row -> new row) to rename whatever the index's structure stores."""
+        new_row_of = np.empty(len(order), dtype=np.int64)
+        new_row_of[order] = np.arange(len(order))
+        fresh = type(self)(self.dim, self.metric, **self.params)
+        fresh._adopt_training(self)
+        fresh.attach(source)
+        live = np.zeros(len(order), dtype=np.bool_)
+        live[new_row_of[: self.n_rows]] = self.live
+        fresh._live.extend(live)
+        fresh._n_live = self._n_live
+        return fresh, new_row_of
+
     def source_order(self) -> np.ndarray:
         """The order of the source's rows this index reads fastest (see ``wants_source_order``)."""
         raise NotImplementedError
@@ -408,6 +423,9 @@ class Index:
     # ------------------------------------------------------------------ hooks
     def _train(self, vectors: np.ndarray) -> None:
         pass
+
+    def _adopt_training(self, trained: "Index") -> None:
+        """Take over what ``trained`` (a twin) learnt, for a twin that is filled again without relearning."""
 
     def _on_add(self, start: int, stop: int) -> None:
         pass

@@ -213,10 +213,8 @@ class HNSWIndex(Index):
         with their node, links are renamed; source rows this index never held become isolated dead nodes."""
         if self._entry < 0:
             return super().reordered_with(source, order)
-        n_new = len(order)
-        new_row_of = np.empty(n_new, dtype=np.int64)
-        new_row_of[order] = np.arange(n_new)
-        pad = n_new - self.n_rows
+        fresh, new_row_of = self._renumbered_twin(source, order)
+        pad = len(order) - self.n_rows
         levels, links0, counts0, upper_start, upper_links, upper_counts = self._graph()
 
         def moved(per_node: np.ndarray, fill: int) -> np.ndarray:
@@ -226,12 +224,6 @@ class HNSWIndex(Index):
         def renamed(links: np.ndarray) -> np.ndarray:
             return np.where(links >= 0, new_row_of[np.maximum(links, 0)], -1).astype(np.int32)
 
-        fresh = type(self)(self.dim, self.metric, **self.params)
-        fresh.attach(source)
-        live = np.zeros(n_new, dtype=np.bool_)
-        live[new_row_of[: self.n_rows]] = self.live
-        fresh._live.extend(live)
-        fresh._n_live = self._n_live
         state = {"levels": moved(levels, 0), "links0": renamed(moved(links0, -1)), "counts0": moved(counts0, 0),
                  "upper_start": moved(upper_start, -1), "upper_links": renamed(upper_links),
                  "upper_counts": upper_counts.copy()}

@@ -332,15 +332,7 @@ class IVFIndex(Index):
         """The same lists over the reordered source: only the row numbers change."""
         if not self.is_trained:
             return super().reordered_with(source, order)
-        new_row_of = np.empty(len(order), dtype=np.int64)
-        new_row_of[order] = np.arange(len(order))
-        fresh = type(self)(self.dim, self.metric, **self.params)
-        fresh._adopt_training(self)
-        fresh.attach(source)
-        live = np.zeros(len(order), dtype=np.bool_)
-        live[new_row_of[: self.n_rows]] = self.live
-        fresh._live.extend(live)
-        fresh._n_live = self._n_live
+        fresh, new_row_of = self._renumbered_twin(source, order)
         offsets, rows, codes = self._lists.packed()
         fresh._lists = InvertedLists.from_packed(offsets, np.array(rows), np.array(codes))
         fresh._lists.remap_rows(new_row_of)

@@ -105,7 +105,6 @@ class IVFPQIndex(IVFIndex):
                          else np.eye(self.dim, dtype=np.float32))
         self.codebooks = train_codebooks(residuals @ self.rotation, self.m, self.ksub, n_iter=self.n_iter,
                                          seed=self.seed)
-        self._lists = self._empty_lists(self.trained_nlist)
         self._assign_rows(np.flatnonzero(self.live))  # the rows stored before (re)training, now encoded
 
     def _empty_lists(self, n_lists: int) -> InvertedLists:
@@ -122,7 +121,6 @@ class IVFPQIndex(IVFIndex):
     def _adopt_training(self, trained: "IVFPQIndex") -> None:
         super()._adopt_training(trained)
         self.codebooks, self.rotation = trained.codebooks, trained.rotation
-        self._lists = self._empty_lists(self.trained_nlist)
 
     # ------------------------------------------------------------------ search
     def search(self, queries: Any, k: int = 10, *, allowed_ids: Any = None, **query_params: Any):
