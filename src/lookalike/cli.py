@@ -92,9 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--create", metavar="METRIC", help="create the collection first with this metric")
     p.set_defaults(handler=cmd_add)
 
-    p = sub.add_parser("query", help="nearest neighbours of a vector or of rows of a file", parents=[db])
+    p = sub.add_parser("query", help="nearest neighbours of a text, a photo, a vector or rows of a file", parents=[db])
     p.add_argument("name")
     src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="a text query, embedded by the collection's embedder (as the server does)")
+    src.add_argument("--image", type=Path, help="a photo file, embedded by the collection's embedder")
     src.add_argument("--vector", help="a JSON list of numbers")
     src.add_argument("--file", type=Path, help=".npy (or ann-benchmarks .hdf5: its 'test' set) of query rows")
     src.add_argument("--id", dest="like_id", help="use the stored vector of this id as the query")
@@ -240,11 +242,21 @@ def cmd_query(args) -> int:
 
     with _open(args) as db:
         col = db.get_collection(args.name)
-        queries = _query_vectors(args, col)
+        modality = None
+        if args.text is not None or args.image is not None:  # as Collection.search and the HTTP routes embed them
+            from .embed.queries import embed_query, search_query
+
+            modality, item = search_query(args.text, args.image)
+            queries = embed_query(col, texts=[item]) if modality == "text" else embed_query(col, images=[item])
+            if modality == "text" and not args.json:
+                _print_reading(col, args.text)
+        else:
+            queries = _query_vectors(args, col)
         where = _json_arg(args.where, "--where")
         params = parse_params(args.param)
         t0 = time.perf_counter()
-        result = col.query(queries, k=args.k, where=where, index=args.index, with_recall=args.with_recall, **params)
+        result = col.query(queries, k=args.k, where=where, index=args.index, with_recall=args.with_recall,
+                           modality=modality, **params)
         elapsed = time.perf_counter() - t0
         if args.json:
             out = [{"hits": result.hits(i), **({"recall": float(result.recall[i])} if result.recall is not None else {})}
@@ -260,6 +272,20 @@ def cmd_query(args) -> int:
                 print(f"  {rank:3d}. {hit['id']!s:24} distance={hit['distance']:.4f}{mark}{meta}")
         del np
     return 0
+
+
+def _print_reading(col, text: str) -> None:
+    """How the collection's text route read the query (its class, its description, what it cannot see)."""
+    from .embed.queries import query_embedder
+
+    embedder = query_embedder(col.embedder)
+    if hasattr(embedder, "explain"):
+        reading = embedder.explain(text)
+        description = reading.get("description") or {}
+        said = ", ".join(f"{k} {v['value']}" for k, v in description.items() if k != "notes")
+        print(f"read as: {reading.get('class') or 'no class'}" + (f"; {said}" if said else ""))
+        for note in description.get("notes", []):
+            print(f"note: {note}")
 
 
 def _query_vectors(args, col):

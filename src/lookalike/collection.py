@@ -249,6 +249,17 @@ class Collection:
         self._synced_stamp = stamp
         return result
 
+    def search(self, text: str | None = None, image: Any = None, k: int = 10, where: dict[str, Any] | None = None,
+               index: str | None = None, **query_params: Any) -> SearchResult:
+        """Search by one text or one photo (a PIL image, a file path or its bytes): it is embedded by the
+        collection's embedder through its query route, exactly as the HTTP search routes do (same vector, same
+        hits), then queried as by :meth:`query` with the parameters tuned for text or photo queries."""
+        from .embed.queries import embed_query, search_query
+
+        modality, item = search_query(text, image)
+        vector = embed_query(self, texts=[item]) if modality == "text" else embed_query(self, images=[item])
+        return self.query(vector, k, where=where, index=index, modality=modality, **query_params)
+
     def _query_in_memory(self, q, k, where, index, with_recall, include_metadata, modality,
                          query_params) -> SearchResult:
         """collection -> index -> kernel -> labels -> ids -> metadata, on a synced collection."""

@@ -20,6 +20,7 @@ status the server answers with, so the server maps errors to responses in one pl
     │   ├── UnreadableImageError                     400  not an image, or bytes PIL cannot decode (or a bomb)
     │   ├── UnsupportedModalityError                 400  texts to an image-only embedder, or the reverse
     │   ├── UnknownEmbedderError                     400  an embedder name not in the registry
+    │   ├── NoEmbedderError                          400  a text or photo query of a collection with no embedder
     │   └── DuplicateIdError                         409  id given twice, or already stored on add
     ├── IdNotFoundError (KeyError)                   404  unknown id on get / delete
     ├── CollectionNotFoundError (KeyError)           404  unknown collection
@@ -95,6 +96,10 @@ class InvalidNameError(InvalidInputError):
 
 class UnreadableImageError(InvalidInputError):
     pass
+
+
+class NoEmbedderError(InvalidInputError):
+    """A text or photo query on a collection that records no embedder (search it by vector)."""
 
 
 class UnsupportedModalityError(InvalidInputError):

@@ -12,12 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from .embed.base import SHOPPER_TEXT_ROUTE
+from .embed.base import DEFAULT_EMBEDDER, space_of
 
 COLLECTION = "fashion-mnist"
-DEFAULT_EMBEDDER = SHOPPER_TEXT_ROUTE
-EXAMPLE_TEXTS = ["white sneakers", "a long summer dress", "leather ankle boots", "a handbag", "warm winter coat",
-                 "slingbacks", "a rucksack", "des baskets blanches", "ein Wintermantel"]
+EXAMPLE_TEXTS = ["white sneakers", "a long summer dress", "a black striped t-shirt", "a navy dress", "leather ankle boots",
+                 "a handbag", "warm winter coat", "slingbacks", "a rucksack", "des baskets blanches", "ein Wintermantel"]
 
 
 def run_fashion_demo(db_path: str, *, serve: bool = True, host: str = "127.0.0.1", port: int = 8000,
@@ -30,6 +29,7 @@ def run_fashion_demo(db_path: str, *, serve: bool = True, host: str = "127.0.0.1
     t_start = time.perf_counter()
     db = Database(db_path)
     embedder = get_embedder(embedder_name)
+    move_to_embedder(db, COLLECTION, embedder)
     col = catalog_collection(db, COLLECTION, embedder)
     source = FashionMNISTSource(limit=limit)
     print(f"lookalike demo: {len(source)} Fashion-MNIST products -> collection {COLLECTION!r} in {db.path} "
@@ -48,6 +48,19 @@ def run_fashion_demo(db_path: str, *, serve: bool = True, host: str = "127.0.0.1
 
         serve(ServerConfig(db_path=db.path, api_key=resolve_api_key(None)), host, port)
     return 0
+
+
+def move_to_embedder(db, name: str, embedder) -> None:
+    """A demo collection made by an earlier embedder (another vector space, e.g. the first image tower) is made
+    again with ``embedder``: its pictures all come from the Fashion-MNIST package, so nothing is lost by
+    re-embedding them (about a minute); an interrupted move resumes on the next run."""
+    if name not in db:
+        return
+    old = db.get_collection(name).embedder
+    if space_of(old or "") == embedder.space:
+        return
+    print(f"collection {name!r} was embedded by {old!r}; moving it to {embedder.name!r} (re-embedding its pictures)")
+    db.drop_collection(name)
 
 
 def build_indexes(col) -> None:

@@ -96,6 +96,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                             "a collection's indexes (default collection fashion-mnist), one plot")
     modal.add_argument("--text-embedders", default=None, metavar="LIST",
                        help="with --modalities: text routes to embed the text queries (default: the collection's)")
+    described = parser.add_argument_group("text search by description")
+    described.add_argument("--descriptions", default=None, metavar="DB[:COLLECTION]",
+                           help="instead of the above: generated phrasings ('white X', 'a striped X', 'a long dress', "
+                                "...) searched on a Fashion-MNIST catalog (default collection fashion-mnist); the "
+                                "hits' within-class percentiles of lightness, texture and shape, and photo precision")
     out.add_argument("--show", default=None, metavar="RESULT.json",
                      help="print the table (and redraw the plots unless --no-plot) of a saved result, and exit")
 
@@ -109,6 +114,8 @@ def run_bench(args: argparse.Namespace) -> int:
             return _show(args)
         if args.modalities:
             return _modalities(args)
+        if args.descriptions:
+            return _descriptions(args)
         return _run(args)
     except LookalikeError as exc:
         print(f"lookalike bench: {exc}", file=sys.stderr)
@@ -134,6 +141,26 @@ def _modalities(args: argparse.Namespace) -> int:
             out = Path(args.out)
             out.mkdir(parents=True, exist_ok=True)
             plot(curves, str(out / f"modalities-{col.name}"), col.name)
+    return 0
+
+
+def _descriptions(args: argparse.Namespace) -> int:
+    """``--descriptions DB[:COLLECTION]``: lookalike.bench.descriptions, printed and written as JSON into --out."""
+    import json
+
+    from ..database import Database
+    from .descriptions import measure_descriptions, report
+
+    db_path, _, name = args.descriptions.partition(":")
+    with Database(db_path, create=False) as db:
+        col = db.get_collection(name or "fashion-mnist")
+        figures = measure_descriptions(col, seed=args.seed, photo_queries=args.queries or 1000)
+        print(report(figures))
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"descriptions-{col.name}-{datetime.now():%Y%m%d-%H%M%S}.json"
+        path.write_text(json.dumps({"collection": col.name, "embedder": col.embedder, **figures}, indent=1))
+        print(f"wrote {path}")
     return 0
 
 

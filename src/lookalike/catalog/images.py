@@ -1,5 +1,9 @@
 """Where a catalog item's picture comes from, given the metadata stored at ingest.
 
+Fashion-MNIST pictures are shown as the products look: the data set stores them negated (Xiao et al. 2017,
+section 2, step 6: a dark product on a white background became a light shape on black), so the negation is undone
+here, and a black dress shows black on white.  The embedder reads the stored pixels, not these.
+
 ``metadata["image"]`` is either ``"fashion-mnist:<split>:<index>"`` (the pixels live in the Debian package's IDX
 files, nothing is copied) or an absolute path recorded when the catalog was ingested.  Only references written by
 ingest are followed: a user never passes a path, so no route can be turned into a path traversal.
@@ -31,7 +35,7 @@ def open_item_image(metadata: dict[str, Any] | None):
         images = _fashion_mnist_images(split)
         if not 0 <= i < len(images):
             raise IdNotFoundError(f"fashion-mnist {split} has no image {i}")
-        return Image.fromarray(images[i], mode="L")
+        return Image.fromarray(255 - images[i], mode="L")  # the product as photographed: dark on white
     from ..embed.base import UnreadableImageError, open_image
 
     path = Path(ref)

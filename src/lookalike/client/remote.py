@@ -214,6 +214,30 @@ class RemoteCollection:
             parts.append(_search_result(answer, k))
         return parts[0] if len(parts) == 1 else _concatenate(parts)
 
+    def search(self, text: str | None = None, image: Any = None, k: int = 10, where: dict[str, Any] | None = None,
+               index: str | None = None, **query_params: Any) -> SearchResult:
+        """Search by one text or one photo (a PIL image, a file path or its bytes), as ``Collection.search``: the
+        server embeds it through the collection's query route (its search routes), so the hits are the same."""
+        import io
+
+        from ..embed.queries import search_query
+
+        k = check_k(k)
+        modality, item = search_query(text, image)
+        if modality == "text":
+            answer = self._http.post(f"{self._path}/search", {"text": item, "k": k, "where": where, "index": index,
+                                                               "params": query_params})
+        else:
+            buffer = io.BytesIO()
+            item.save(buffer, format="PNG")  # lossless: the server decodes the same pixels
+            fields = {"k": str(k), "params": json.dumps(query_params)}
+            if index is not None:
+                fields["index"] = index
+            if where is not None:
+                fields["where"] = json.dumps(where)
+            answer = self._http.post_form(f"{self._path}/search/image", fields, "query.png", buffer.getvalue())
+        return _hits_result(answer, k)
+
     # ================================================================== indexes
     def create_index(self, type: str, *, default: bool = True, **params: Any) -> dict[str, Any]:
         """Build (or rebuild) an index on the server and wait for it; returns its config, ``build_s`` and
@@ -290,6 +314,21 @@ def _search_result(answer: dict[str, Any], k: int) -> SearchResult:
         recall=None if answer["recall"] is None else np.asarray(answer["recall"], dtype=np.float64),
         stats=answer["stats"],
     )
+
+
+def _hits_result(answer: dict[str, Any], k: int) -> SearchResult:
+    """A search route's answer (hits) as a one-query ``SearchResult``, padded to ``k`` like ``Collection.query``."""
+    hits = answer["hits"]
+    ids = np.full((1, k), None, dtype=object)
+    distances = np.full((1, k), np.inf, dtype=np.float32)
+    similarities = np.full((1, k), -np.inf, dtype=np.float32)
+    metadatas: list[list[Any]] = [[None] * k]
+    for j, hit in enumerate(hits[:k]):
+        ids[0, j], distances[0, j], similarities[0, j] = hit["id"], hit["distance"], hit["score"]
+        metadatas[0][j] = hit["metadata"]
+    stats = {"search_ms": answer["latency_ms"]["search"], "embed_ms": answer["latency_ms"]["embed"],
+             "index": answer["index"], "params": answer.get("params")}
+    return SearchResult(ids=ids, distances=distances, similarities=similarities, metadatas=metadatas, stats=stats)
 
 
 def _concatenate(parts: list[SearchResult]) -> SearchResult:

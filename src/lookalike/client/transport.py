@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import uuid
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -44,13 +45,28 @@ class Transport:
     def post(self, path: str, body: Any) -> Any:
         return self.request("POST", path, body)
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        """Send one request and return its JSON answer; an error answer raises the error it names."""
-        payload = None if body is None else json.dumps(body, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    def post_form(self, path: str, fields: dict[str, str], file_name: str, file_bytes: bytes) -> Any:
+        """POST a multipart form (text ``fields`` and one file, the field ``file``) and return its JSON answer."""
+        boundary = f"lookalike-{uuid.uuid4().hex}"
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+                 for name, value in fields.items()]
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{file_name}"\r\n'
+                     f"Content-Type: application/octet-stream\r\n\r\n".encode() + file_bytes + b"\r\n")
+        parts.append(f"--{boundary}--\r\n".encode())
+        headers = {**self._headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+        return self.request("POST", path, body=b"".join(parts), headers=headers)
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        """Send one request (a JSON body, or bytes with their ``headers``) and return its JSON answer; an error
+        answer raises the error it names."""
+        if isinstance(body, bytes):
+            payload = body
+        else:
+            payload = None if body is None else json.dumps(body, allow_nan=False, ensure_ascii=False).encode("utf-8")
         for attempt in range(2):
             connection, reused = self._connection()
             try:
-                connection.request(method, self._prefix + path, body=payload, headers=self._headers)
+                connection.request(method, self._prefix + path, body=payload, headers=headers or self._headers)
                 response = connection.getresponse()
                 data = response.read()
             except _STALE_CONNECTION as exc:

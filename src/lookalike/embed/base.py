@@ -35,10 +35,12 @@ IMAGE = "image"
 DEFAULT_BATCH_SIZE = 64
 IMAGE_SPACE = "minilm-fmnist"  # MiniLM texts + the Fashion-MNIST image tower: the space of the default's vectors
 SHOPPER_TEXT_ROUTE = "minilm-fmnist+use-m"  # the same space; text queries through WordNet and multilingual USE
-DEFAULT_EMBEDDER = SHOPPER_TEXT_ROUTE  # the offline default: works with nothing but PyPI/Debian packages
+DESCRIBED_SPACE = "minilm-fmnist-described"  # the image tower trained on captions describing each picture
+DESCRIBED_TEXT_ROUTE = "minilm-fmnist-described+use-m"  # its text queries through the shopper's described route
+DEFAULT_EMBEDDER = DESCRIBED_TEXT_ROUTE  # the offline default: works with nothing but PyPI/Debian packages
 # The text route a collection's queries take, by the embedder that made it: collections made by "minilm-fmnist"
 # (before the shopper's route existed) are searched through it too, since their image vectors are the same.
-PREFERRED_TEXT_ROUTES = {IMAGE_SPACE: SHOPPER_TEXT_ROUTE}
+PREFERRED_TEXT_ROUTES = {IMAGE_SPACE: SHOPPER_TEXT_ROUTE, DESCRIBED_SPACE: DESCRIBED_TEXT_ROUTE}
 
 
 # --- errors (proposed for lookalike/errors.py; defined here until they move) -------------------------------------
@@ -270,6 +272,17 @@ register_embedder(
     EmbedderSpec("lookalike.embed.default:MiniLMFashionUSEEmbedder", frozenset({TEXT, IMAGE}), 384,
                  "offline default: minilm-fmnist's images; texts in the shopper's words (WordNet) and languages "
                  "(multilingual USE: French, Spanish, German, Italian, ...)"),
+)
+register_embedder(
+    DESCRIBED_SPACE,
+    EmbedderSpec("lookalike.embed.default:DescribedFashionEmbedder", frozenset({TEXT, IMAGE}), 384,
+                 "MiniLM texts + the described Fashion-MNIST tower (captions saying lightness, pattern, shape)"),
+)
+register_embedder(
+    DESCRIBED_TEXT_ROUTE,
+    EmbedderSpec("lookalike.embed.default:DescribedShopperEmbedder", frozenset({TEXT, IMAGE}), 384,
+                 "offline default: the described tower's images; texts in the shopper's words and languages, "
+                 "read for their garment and its description (lightness, pattern, shape)"),
 )
 register_embedder(
     "clip",

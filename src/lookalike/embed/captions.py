@@ -11,6 +11,10 @@ during training and measure whether the locked text tower carries the meaning be
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
 from ..catalog.fashion_mnist import CLASS_NAMES
 
 # Per class (in CLASS_NAMES order): names a shopper would type.  The first is the class-name query of the evaluation.
@@ -106,6 +110,65 @@ def training_captions() -> tuple[list[str], list[int]]:
         texts.extend(captions)
         labels.extend([label] * len(captions))
     return texts, labels
+
+
+COLOUR_ADJECTIVES = frozenset({"black", "white", "red", "blue", "navy", "grey", "beige", "pink", "green", "brown"})
+DESCRIBED_PER_CLASS = 1100  # captions per class that describe what a picture shows (lightness, pattern, shape)
+BANK_SEED = 0
+
+
+@dataclass(frozen=True)
+class CaptionBank:
+    """The captions of the described tower: texts, their classes, and what each says (``(n, A)`` int8, -1 where it
+    says nothing of an attribute; see :mod:`lookalike.embed.descriptions`)."""
+
+    texts: list[str]
+    labels: np.ndarray
+    mentioned: np.ndarray
+
+
+def caption_bank(per_class: int = DESCRIBED_PER_CLASS, seed: int = BANK_SEED) -> CaptionBank:
+    """Class captions (synonyms in templates, with materials and styles but no colour: a colour is something a
+    picture shows or not) plus ``per_class`` generated captions per class naming some of the values a picture of
+    the class can show, in the class's synonyms and the templates; seeded."""
+    from .descriptions import ATTRIBUTES, UNSAID, applicable, describe_noun
+
+    rng = np.random.default_rng(seed)
+    texts: list[str] = []
+    labels: list[int] = []
+    mentions: list[np.ndarray] = []
+    for label in range(len(CLASS_NAMES)):
+        for caption in class_captions(label):
+            if not COLOUR_ADJECTIVES & set(caption.split()):
+                texts.append(caption)
+                labels.append(label)
+                mentions.append(np.full(len(ATTRIBUTES), UNSAID, dtype=np.int8))
+        options = applicable(label)
+        for _ in range(per_class):
+            said = {a: int(rng.choice(values)) for a, values in options.items()
+                    if rng.random() < MENTION_PROBABILITY.get(a, 0.45)}
+            if not said:
+                said = {0: int(rng.integers(len(options[0])))}
+            noun = str(rng.choice(SYNONYMS[label]))
+            bare = describe_noun(label, noun, said, rng)
+            article = "" if noun in PLURALS else ("an " if bare[0] in "aeiou" else "a ")
+            template = DESCRIBED_TEMPLATES[int(rng.integers(len(DESCRIBED_TEMPLATES)))]
+            texts.append(template.format(np=article + bare, bare=bare))
+            labels.append(label)
+            row = np.full(len(ATTRIBUTES), UNSAID, dtype=np.int8)
+            for attribute, value in said.items():
+                row[attribute] = value
+            mentions.append(row)
+    unique = dict.fromkeys(zip(texts, labels, map(bytes, mentions)))  # a repeated caption counts once
+    texts = [t for t, _, _ in unique]
+    labels_arr = np.asarray([lab for _, lab, _ in unique], dtype=np.int64)
+    mentioned = np.stack([np.frombuffer(m, dtype=np.int8) for _, _, m in unique])
+    return CaptionBank(texts, labels_arr, mentioned)
+
+
+MENTION_PROBABILITY = {0: 0.75, 1: 0.5}  # lightness, pattern; other attributes 0.45
+DESCRIBED_TEMPLATES: tuple[str, ...] = ("{np}", "{bare}", "{np}", "a photo of {np}", "women's {bare}", "men's {bare}",
+                                        "i am looking for {np}", "show me {bare}", "a product photo of {np}")
 
 
 def class_name_queries() -> list[str]:

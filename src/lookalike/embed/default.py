@@ -16,8 +16,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmptyBatchError, InvalidInputError
-from .base import DEFAULT_BATCH_SIZE, IMAGE, IMAGE_SPACE, SHOPPER_TEXT_ROUTE, TEXT, Embedder, check_batch_size
-from .image_tower import ImageTower
+from .base import (
+    DEFAULT_BATCH_SIZE, DESCRIBED_SPACE, DESCRIBED_TEXT_ROUTE, IMAGE, IMAGE_SPACE, SHOPPER_TEXT_ROUTE, TEXT, Embedder,
+    check_batch_size,
+)
+from .image_tower import DEFAULT_WEIGHTS, FIRST_WEIGHTS, ImageTower
 from .minilm import MINILM_DIM, MiniLMEmbedder
 from .pixels import SIDE, images_to_pixels
 
@@ -28,6 +31,7 @@ class MiniLMFashionEmbedder(Embedder):
     name = IMAGE_SPACE
     dim = MINILM_DIM
     modalities = frozenset({TEXT, IMAGE})
+    default_weights = FIRST_WEIGHTS  # the first tower, trained on class captions
 
     def __init__(self, weights_path: str | os.PathLike | None = None, model_path: str | os.PathLike | None = None,
                  device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
@@ -35,7 +39,7 @@ class MiniLMFashionEmbedder(Embedder):
         super().__init__(batch_size)
         # an already loaded MiniLM may be shared (a server holding both "minilm" and "minilm-fmnist")
         self.text = text_embedder or MiniLMEmbedder(model_path=model_path, device=device, batch_size=batch_size)
-        self.tower = ImageTower(weights_path, device=device)
+        self.tower = ImageTower(weights_path or self.default_weights, device=device)
         if self.tower.dim != self.dim:
             raise InvalidInputError(f"image tower {self.tower.weights_path} outputs {self.tower.dim} dims, "
                                     f"MiniLM {self.dim}: it was trained against another text model")
@@ -77,9 +81,12 @@ class MiniLMFashionUSEEmbedder(MiniLMFashionEmbedder):
                  device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
                  text_embedder: MiniLMEmbedder | None = None, cache_dir: str | os.PathLike | None = None) -> None:
         super().__init__(weights_path, model_path, device, batch_size, text_embedder)
+        self.route = self._make_route(cache_dir)
+
+    def _make_route(self, cache_dir):
         from .multilingual import ShopperTextRoute
 
-        self.route = ShopperTextRoute(self.text, cache_dir=cache_dir)
+        return ShopperTextRoute(self.text, cache_dir=cache_dir)
 
     def explain(self, text: str) -> dict:
         """How the route reads ``text``: language, garment words, the class it pulls to and why."""
@@ -89,3 +96,30 @@ class MiniLMFashionUSEEmbedder(MiniLMFashionEmbedder):
 
     def _embed_text_batch(self, texts: list[str]) -> np.ndarray:
         return self.route.embed(texts)
+
+
+class DescribedFashionEmbedder(MiniLMFashionEmbedder):
+    """``"minilm-fmnist-described"``: the described image tower, trained on captions that say what each picture
+    shows (lightness, pattern, shape; :mod:`lookalike.embed.descriptions`) and on pictures turned into product
+    photos.  A new vector space: collections made by ``"minilm-fmnist"`` keep their own embedder.  Texts go
+    through plain MiniLM (English)."""
+
+    name = DESCRIBED_SPACE
+    default_weights = DEFAULT_WEIGHTS
+
+
+class DescribedShopperEmbedder(MiniLMFashionUSEEmbedder):
+    """``"minilm-fmnist-described+use-m"``, the offline default: the described tower's images and the shopper's
+    text route, which reads the garment (WordNet, multilingual USE) and its description (colour names by their
+    grey, pattern and shape words) and pulls the query toward the part of the class the description names."""
+
+    name = DESCRIBED_TEXT_ROUTE
+    default_weights = DEFAULT_WEIGHTS
+
+    def _make_route(self, cache_dir):
+        from .described_route import DescribedCentroids
+        from .image_tower import centroids_path
+        from .multilingual import ShopperTextRoute
+
+        centres = DescribedCentroids.load(centroids_path(self.tower.weights_path))
+        return ShopperTextRoute(self.text, cache_dir=cache_dir, described=centres)

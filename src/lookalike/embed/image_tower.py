@@ -30,11 +30,34 @@ from ..errors import InvalidParameterError, StorageFormatError
 from .base import EmbedderUnavailableError, l2_normalise
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-DEFAULT_WEIGHTS = MODELS_DIR / "fmnist_image_tower.safetensors"
+FIRST_WEIGHTS = MODELS_DIR / "fmnist_image_tower.safetensors"  # the first tower (class captions): "minilm-fmnist"
+DEFAULT_WEIGHTS = MODELS_DIR / "fmnist_described_tower.safetensors"  # captions that describe each picture
 WEIGHTS_FORMAT = "lookalike-image-tower/1"
 TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
-TOWER_WIDTHS = (32, 64, 128)  # channels of the three conv blocks
+def centroids_path(weights_path: str | os.PathLike) -> Path:
+    """Where the described centres of a tower live: beside its weights ("x.safetensors" -> "x_centroids.npy")."""
+    weights_path = Path(weights_path)
+    return weights_path.with_name(weights_path.stem + "_centroids.npy")
+
+
+def write_described_centroids(weights_path: Path, images: np.ndarray, labels: np.ndarray,
+                              values: np.ndarray) -> Path:
+    """The tower's class centres and the centres of the pictures showing each described value (the text route
+    pulls a query toward them: :mod:`lookalike.embed.described_route`), saved beside the weights."""
+    from .described_route import described_centroids
+
+    vectors = ImageTower(weights_path).embed_pixels(images)
+    path = centroids_path(weights_path)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, described_centroids(vectors, np.asarray(labels), values), allow_pickle=False)
+    os.replace(tmp, path)
+    return path
+
+
+SAME_CLASS_WEIGHT = 0.3  # target weight of a caption of the picture's class that does not fit its values
+PHOTO_SHARE = 0.3  # of each batch's pictures, the share replaced by their product-photo round trip
+TOWER_WIDTHS = (48, 96, 192)  # channels of the three conv blocks (the first tower had 32, 64, 128)
 
 # Fashion-MNIST pixel statistics (train split, pixels / 255): inputs are standardised with them.
 PIXEL_MEAN = 0.2860
@@ -135,24 +158,26 @@ class TrainingResult:
 def train_image_tower(out_path: str | os.PathLike | None = None, *, epochs: int = 6, seed: int = 0,
                       batch_size: int = 256, lr: float = 3e-3, weight_decay: float = 1e-4, threads: int = 2,
                       limit: int | None = None, evaluate: bool = True, text_embedder=None,
-                      captions: tuple[list[str], list[int]] | None = None,
+                      captions=None, photo_share: float = PHOTO_SHARE,
                       log: Callable[[str], None] = print) -> TrainingResult:
     """Train the image tower against locked MiniLM caption embeddings and save it to ``out_path`` (safetensors).
 
-    Seeded (NumPy and torch), ``threads`` torch threads.  ``limit`` trains on the first ``limit`` training images
-    only and ``captions`` (texts, classes) replaces the caption set: both for smoke tests.  ``text_embedder``
-    reuses an already loaded MiniLM.  With ``evaluate`` the result carries the Fashion-MNIST test figures of
+    Each picture is paired with a caption that says what it shows (:mod:`lookalike.embed.descriptions`: its class,
+    and some of its lightness, pattern and shape in words); ``photo_share`` of the pictures of each batch are
+    replaced by their round trip as a shopper's product photo (:mod:`lookalike.embed.photos`).  Seeded (NumPy and
+    torch), ``threads`` torch threads.  ``limit`` trains on the first ``limit`` training images only and
+    ``captions`` replaces the caption bank (a :class:`~lookalike.embed.captions.CaptionBank`, or ``(texts,
+    classes)`` of captions that name the class only): both for smoke tests.  ``text_embedder`` reuses an already
+    loaded MiniLM.  With ``evaluate`` the result carries the Fashion-MNIST test figures of
     :mod:`lookalike.embed.evaluate` (image->image against the training images used)."""
     import torch
 
     from ..catalog.fashion_mnist import load_fashion_mnist
-    from .captions import training_captions
 
     _check_training_args(epochs, batch_size, lr, threads, limit)
     out_path = Path(out_path) if out_path is not None else DEFAULT_WEIGHTS
-    captions, caption_labels = training_captions() if captions is None else captions
-    captions_by_class = [np.flatnonzero(np.asarray(caption_labels) == c) for c in range(10)]
-    if any(len(ids) == 0 for ids in captions_by_class):
+    bank = _as_bank(captions)
+    if any(not np.any(bank.labels == c) for c in range(10)):
         raise InvalidParameterError("captions must include at least one caption of each of the 10 classes")
     started = time.perf_counter()
     images, labels = load_fashion_mnist("train")
@@ -166,14 +191,15 @@ def train_image_tower(out_path: str | os.PathLike | None = None, *, epochs: int 
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        log(f"embedding {len(captions)} captions with the locked text tower ...")
-        caption_vectors = torch.from_numpy(text_embedder.embed_texts(captions, batch_size=128))
+        from .descriptions import describe
+
+        values = describe(images, labels).values
+        pairing = CaptionPairing(bank, labels, values)
+        photos = _product_photos(images, seed, photo_share, log)
+        log(f"embedding {len(bank.texts)} captions with the locked text tower ...")
+        caption_vectors = torch.from_numpy(text_embedder.embed_texts(bank.texts, batch_size=128))
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-
-        def sample_caption(label: int) -> int:
-            return rng.choice(captions_by_class[label])
-
         model = build_cnn(TOWER_WIDTHS, caption_vectors.shape[1])
         logit_scale = torch.nn.Parameter(torch.tensor(math.log(10.0)))  # CLIP learns log(1/T); start at T = 0.1
         optimizer = torch.optim.AdamW([{"params": model.parameters(), "weight_decay": weight_decay},
@@ -182,13 +208,15 @@ def train_image_tower(out_path: str | os.PathLike | None = None, *, epochs: int 
         schedule = _warmup_cosine(optimizer, total=epochs * steps_per_epoch, warmup=min(200, steps_per_epoch))
         log(f"training on {len(images)} images, {epochs} epochs of {steps_per_epoch} steps, {threads} threads")
         for epoch in range(epochs):
-            loss_value = _train_one_epoch(model, logit_scale, optimizer, schedule, images, labels, caption_vectors,
-                                          sample_caption, batch_size, rng)
+            loss_value = _train_one_epoch(model, logit_scale, optimizer, schedule, images, photos, pairing,
+                                          caption_vectors, batch_size, photo_share, rng)
             log(f"epoch {epoch + 1}/{epochs}: loss {loss_value:.4f}, "
                 f"temperature {math.exp(-logit_scale.item()):.4f}, {time.perf_counter() - started:.0f}s")
-        save_weights(out_path, model, logit_scale, TOWER_WIDTHS, seed=seed, epochs=epochs, n_train=len(images))
+        save_weights(out_path, model, logit_scale, TOWER_WIDTHS, seed=seed, epochs=epochs, n_train=len(images),
+                     captions=len(bank.texts), photo_share=photo_share)
+        centres = write_described_centroids(out_path, images, labels, values)
         seconds = time.perf_counter() - started
-        log(f"saved {out_path} ({out_path.stat().st_size / 1e6:.2f} MB) after {seconds:.0f}s")
+        log(f"saved {out_path} ({out_path.stat().st_size / 1e6:.2f} MB) and {centres.name} after {seconds:.0f}s")
         result = TrainingResult(out_path, epochs, seed, len(images), seconds, loss_value)
         if evaluate:
             result.figures = _evaluate(out_path, text_embedder, images, labels, log)
@@ -197,10 +225,65 @@ def train_image_tower(out_path: str | os.PathLike | None = None, *, epochs: int 
     return result
 
 
-def _train_one_epoch(model, logit_scale, optimizer, schedule, images, labels, caption_vectors, sample_caption,
-                     batch_size: int, rng: np.random.Generator) -> float:
-    """One pass over the images in a random order, each image paired with a random caption of its class; returns
-    the mean loss."""
+class CaptionPairing:
+    """Which captions of the bank fit which pictures: a caption fits a picture of its class when every value it
+    names is one the picture shows (a caption naming only the class fits them all)."""
+
+    def __init__(self, bank, labels: np.ndarray, values: np.ndarray) -> None:
+        from .descriptions import fits
+
+        self.bank = bank
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.values = np.asarray(values, dtype=np.int8)
+        keys, self.key_of = np.unique(np.column_stack([self.labels, self.values]), axis=0, return_inverse=True)
+        self.key_of = self.key_of.reshape(-1)
+        self.fitting = []
+        for key in keys:
+            same_class = np.flatnonzero(bank.labels == key[0])
+            self.fitting.append(same_class[fits(key[1:][None, :], bank.mentioned[same_class])])
+
+    def sample(self, pictures: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One fitting caption (bank index) per picture."""
+        return np.asarray([rng.choice(self.fitting[self.key_of[i]]) for i in pictures])
+
+    def targets(self, pictures: np.ndarray, captions: np.ndarray) -> np.ndarray:
+        """``(b, b)`` float32: 1 where caption j fits picture i, ``SAME_CLASS_WEIGHT`` where it names the picture's
+        class but a value the picture does not show ("a black dress" is still about a dress: the classes stay
+        together in the image space, and the values order the pictures inside them), 0 otherwise."""
+        from .descriptions import fits
+
+        same = self.labels[pictures][:, None] == self.bank.labels[captions][None, :]
+        told = fits(self.values[pictures][:, None, :], self.bank.mentioned[captions][None, :, :])
+        return np.where(same, np.where(told, 1.0, SAME_CLASS_WEIGHT), 0.0).astype(np.float32)
+
+
+def _as_bank(captions):
+    from .captions import CaptionBank, caption_bank
+    from .descriptions import ATTRIBUTES, UNSAID
+
+    if captions is None:
+        return caption_bank()
+    if isinstance(captions, CaptionBank):
+        return captions
+    texts, labels = captions
+    return CaptionBank(list(texts), np.asarray(labels, dtype=np.int64),
+                       np.full((len(texts), len(ATTRIBUTES)), UNSAID, dtype=np.int8))
+
+
+def _product_photos(images: np.ndarray, seed: int, photo_share: float, log) -> np.ndarray | None:
+    """Every training picture's round trip as a product photo (about 2 ms each on 2 processes)."""
+    if photo_share <= 0:
+        return None
+    from .photos import round_trip_parallel
+
+    log(f"turning {len(images)} pictures into product photos and back ...")
+    return round_trip_parallel(images, seed=seed + 1)
+
+
+def _train_one_epoch(model, logit_scale, optimizer, schedule, images, photos, pairing, caption_vectors,
+                     batch_size: int, photo_share: float, rng: np.random.Generator) -> float:
+    """One pass over the images in a random order, each image (or its product photo) paired with a caption that
+    fits it; returns the mean loss."""
     import torch
 
     model.train()
@@ -208,9 +291,14 @@ def _train_one_epoch(model, logit_scale, optimizer, schedule, images, labels, ca
     total = 0.0
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
-        x = pixels_to_tensor(augment(images[batch], rng))
-        texts = caption_vectors[[sample_caption(label) for label in labels[batch]]]
-        loss = multi_positive_clip_loss(model(x), texts, torch.from_numpy(labels[batch]), logit_scale)
+        pictures = images[batch]
+        if photos is not None:
+            as_photo = rng.random(len(batch)) < photo_share
+            pictures = np.where(as_photo[:, None, None], photos[batch], pictures)
+        x = pixels_to_tensor(augment(pictures, rng))
+        captions = pairing.sample(batch, rng)
+        targets = torch.from_numpy(pairing.targets(batch, captions))
+        loss = multi_positive_clip_loss(model(x), caption_vectors[captions], targets, logit_scale)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -221,19 +309,18 @@ def _train_one_epoch(model, logit_scale, optimizer, schedule, images, labels, ca
     return total / len(order)
 
 
-def multi_positive_clip_loss(image_embeddings, text_embeddings, labels, logit_scale):
-    """Symmetric InfoNCE whose targets are uniform over all same-class (image, caption) pairs of the batch."""
+def multi_positive_clip_loss(image_embeddings, text_embeddings, targets, logit_scale):
+    """Symmetric InfoNCE whose targets are spread uniformly over the (image, caption) pairs that fit (``targets``
+    ``(b, b)``, 1 where caption j fits image i; the diagonal always does)."""
     import torch
     import torch.nn.functional as F
 
     images = F.normalize(image_embeddings, dim=1)
     texts = F.normalize(text_embeddings, dim=1)
     logits = logit_scale.exp() * images @ texts.T
-    same = (labels[:, None] == labels[None, :]).to(logits.dtype)
-    targets = same / same.sum(dim=1, keepdim=True)  # symmetric: column sums equal row sums
-    image_to_text = torch.sum(-targets * F.log_softmax(logits, dim=1), dim=1).mean()
-    text_to_image = torch.sum(-targets * F.log_softmax(logits, dim=0), dim=0).mean()
-    return (image_to_text + text_to_image) / 2
+    image_to_text = torch.sum(-(targets / targets.sum(dim=1, keepdim=True)) * F.log_softmax(logits, dim=1), dim=1)
+    text_to_image = torch.sum(-(targets / targets.sum(dim=0, keepdim=True)) * F.log_softmax(logits, dim=0), dim=0)
+    return (image_to_text.mean() + text_to_image.mean()) / 2
 
 
 def augment(pixels: np.ndarray, rng: np.random.Generator, max_shift: int = 2) -> np.ndarray:

@@ -38,8 +38,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EmbedderUnavailableError, InvalidInputError
-from .captions import training_captions
 from .base import l2_normalise
+from .captions import training_captions
+from .described_route import (
+    DescribedCentroids, QueryDescription, add_voted, read_description, restrict, value_name, without_description,
+)
 from .garments import GarmentLexicon, GarmentWord
 from .language import LanguageGuess, words_of
 
@@ -48,6 +51,7 @@ VOTERS = 30  # nearest captions that vote for a class
 MIN_VOTE_SHARE = 0.4  # an English query's vote counts only when this share of the voters agree
 CLASS_PULL = 1.0  # weight of the class centroid added to the query vector (both unit length)
 SMALL_BATCH = 8  # up to this many texts, MiniLM runs on one torch thread
+READINGS_KEPT = 1024  # decisions kept by text (a query explained right after it was embedded)
 MAX_QUERY_CHARS = 2_000  # longer texts are cut (MiniLM reads 256 tokens; a query is a few words)
 CENTROIDS_FILE = Path(__file__).resolve().parent.parent / "models" / "fmnist_class_centroids.npy"
 
@@ -62,12 +66,17 @@ class RouteDecision:
     label: int | None = None
     source: str = "minilm"  # "wordnet", "wordnet-gloss", "use-m" or "minilm" (no class pull)
     vote_share: float | None = None
+    description: QueryDescription | None = None  # what it says of lightness, pattern, shape (described tower)
 
     def minilm_text(self) -> str:
         """What MiniLM reads: the query, with the glosses of garment words no class name is above
-        ("slingbacks (slingback, a shoe that has a strap that wraps around the heel)")."""
-        unanchored = [word.explanation() for word in self.garment_words if word.label is None]
-        return f"{self.text} ({'; '.join(unanchored)})" if unanchored else self.text
+        ("slingbacks (slingback, a shoe that has a strap that wraps around the heel)") and the English words of
+        what the multilingual voters read in it ("une robe noire (black)")."""
+        notes = [word.explanation() for word in self.garment_words if word.label is None]
+        if self.description is not None:
+            notes += [value_name(a, v) for a, v in self.description.values.items()
+                      if self.description.source.get(a) == "use-m"]
+        return f"{self.text} ({'; '.join(notes)})" if notes else self.text
 
     def as_dict(self) -> dict:
         from ..catalog.fashion_mnist import CLASS_NAMES
@@ -78,7 +87,7 @@ class RouteDecision:
             "class": None if self.label is None else CLASS_NAMES[self.label],
             "source": self.source,
             "vote_share": self.vote_share,
-        }
+        } | ({"description": self.description.as_dict()} if self.description is not None else {})
 
 
 class USEEncoder:
@@ -108,31 +117,48 @@ class USEEncoder:
 
 
 class CaptionVoters:
-    """The image tower's training captions embedded by USE, each with its class: the voters of a query."""
+    """The image tower's training captions embedded by USE, each with its class (and, for the described tower, what
+    it says of lightness, pattern and shape): the voters of a query."""
 
-    def __init__(self, encoder: USEEncoder, cache_dir: str | os.PathLike | None = None) -> None:
-        texts, labels = training_captions()
+    def __init__(self, encoder: USEEncoder, cache_dir: str | os.PathLike | None = None, bank=None) -> None:
+        if bank is None:
+            texts, labels = training_captions()
+            self.mentioned = None
+        else:
+            texts, labels, self.mentioned = bank.texts, bank.labels, bank.mentioned
         self.labels = np.asarray(labels, dtype=np.int64)
         self.vectors = _cached_caption_vectors(encoder, texts, cache_dir)
 
+    def nearest(self, query: np.ndarray, voters: int = VOTERS) -> np.ndarray:
+        """Indexes of the ``voters`` captions nearest to ``query``."""
+        return np.argpartition(-(self.vectors @ query), voters - 1)[:voters]
+
     def counts(self, query: np.ndarray, voters: int = VOTERS) -> np.ndarray:
         """How many of the ``voters`` captions nearest to ``query`` belong to each class."""
-        scores = self.vectors @ query
-        nearest = np.argpartition(-scores, voters - 1)[:voters]
-        return np.bincount(self.labels[nearest], minlength=int(self.labels.max()) + 1)
+        return np.bincount(self.labels[self.nearest(query, voters)], minlength=int(self.labels.max()) + 1)
 
 
 class ShopperTextRoute:
     """Texts -> MiniLM vectors pulled to the class the text means (see the module docstring)."""
 
     def __init__(self, minilm, lexicon: GarmentLexicon | None = None, encoder: USEEncoder | None = None,
-                 centroids: np.ndarray | None = None, cache_dir: str | os.PathLike | None = None) -> None:
+                 centroids: np.ndarray | None = None, cache_dir: str | os.PathLike | None = None,
+                 described: DescribedCentroids | None = None) -> None:
+        """``described``: the described tower's centres; the query is then pulled toward the part of its class
+        that its description names, and the voters are the described tower's caption bank."""
         self.minilm = minilm
         self.lexicon = lexicon or GarmentLexicon()
         self.language = LanguageGuess(self.lexicon.wordnet)
         self.encoder = encoder or USEEncoder()
-        self.voters = CaptionVoters(self.encoder, cache_dir)
+        self.described = described
+        bank = None
+        if described is not None:
+            from .captions import caption_bank
+
+            bank = caption_bank()
+        self.voters = CaptionVoters(self.encoder, cache_dir, bank)
         self.centroids = load_centroids() if centroids is None else np.asarray(centroids, dtype=np.float32)
+        self._readings: dict[str, RouteDecision] = {}
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """One row per text, in MiniLM's space, not yet normalised (the embedder's ``embed_texts`` does that)."""
@@ -141,13 +167,31 @@ class ShopperTextRoute:
         with _torch_threads(1 if len(texts) <= SMALL_BATCH else None):
             base = l2_normalise(self.minilm._embed_text_batch([decision.minilm_text() for decision in decisions]))
         for row, decision in enumerate(decisions):
-            if decision.label is not None:
+            if decision.label is None:
+                continue
+            if self.described is not None:
+                base[row] += CLASS_PULL * self.described.target(decision.label, decision.description)
+            else:
                 base[row] += CLASS_PULL * self.centroids[decision.label]
         return base
 
     def decide(self, texts: list[str]) -> list[RouteDecision]:
-        """For each text: its language, garment words and the class it will be pulled to (or none)."""
+        """For each text: its language, garment words and the class it will be pulled to (or none).  The last
+        ``READINGS_KEPT`` readings are kept, so explaining a query just embedded costs nothing."""
+        known = [self._readings.get(text) for text in texts]
+        if all(decision is not None for decision in known):
+            return known
+        decisions = self._decide(texts)
+        for decision in decisions:
+            self._readings[decision.text] = decision
+            if len(self._readings) > READINGS_KEPT:
+                self._readings.pop(next(iter(self._readings)))
+        return decisions
+
+    def _decide(self, texts: list[str]) -> list[RouteDecision]:
         decisions = [self._read_words(text) for text in texts]
+        if self.described is not None:
+            self._read_descriptions(decisions)
         to_vote = [d for d in decisions if d.source != "wordnet"]
         if not to_vote:
             return decisions
@@ -163,7 +207,18 @@ class ShopperTextRoute:
                 decision.label = label
                 if decision.source == "minilm":
                     decision.source = "use-m"
+                if decision.description is not None:
+                    restrict(decision.description, label)
         return decisions
+
+    def _read_descriptions(self, decisions: list[RouteDecision]) -> None:
+        """Each query's description: its words (colour table, pattern and shape words), then what its nearest
+        captions by USE agree on for the attributes its words left open (other languages, unknown words)."""
+        vectors = self.encoder.encode([d.text for d in decisions])
+        for decision, vector in zip(decisions, vectors):
+            description = decision.description or read_description(decision.text, None)
+            decision.description = add_voted(description, self.voters.mentioned[self.voters.nearest(vector)])
+            restrict(decision.description, decision.label)
 
     def _differentia(self, word: GarmentWord) -> str:
         """The gloss without its genus: "a shoe that has a strap that wraps around the heel" -> "a that has a strap
@@ -179,7 +234,11 @@ class ShopperTextRoute:
         decision = RouteDecision(text, english)
         if self.language.has_foreign_function_words(text):
             return decision  # "une robe", "jersey de lana": English homographs (robe, jersey) would mislead
-        head = self.lexicon.head(text)  # the garment the query is about: "white sneakers" -> sneakers
+        garment_text = text
+        if self.described is not None:  # what describes is not the garment: "high-top boots" are boots
+            decision.description = read_description(text, None)
+            garment_text = without_description(text, decision.description)
+        head = self.lexicon.head(garment_text)  # the garment the query is about: "white sneakers" -> sneakers
         if head is None:
             return decision
         decision.garment_words = [head]

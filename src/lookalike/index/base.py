@@ -259,7 +259,6 @@ class Index:
 
     def compact(self) -> "Index":
         """A new index of the same kind holding only the live rows (tombstones gone)."""
-        from .registry import from_config
 
         return self.rebased(self._source)
 

@@ -21,17 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, LookalikeError
+from ..errors import InvalidInputError, LookalikeError, NoEmbedderError  # noqa: F401 (NoEmbedderError: re-exported)
 
 WIRE_DTYPE = "float32"
 _LITTLE_ENDIAN_F32 = np.dtype("<f4")
 
 
 # --- errors the server raises itself (the core tree lives in lookalike/errors.py) -----------------------------------
-class NoEmbedderError(InvalidInputError):
-    """A text or photo query on a collection that records no embedder (search it by vector)."""
-
-
 class PayloadTooLargeError(InvalidInputError):
     """An upload or a picture over the server's limits."""
 

@@ -84,6 +84,9 @@ class SearchResponse(BaseModel):
     crop: dict[str, Any] | None = None
     params: dict[str, Any] | None = Field(None, description="the query parameters the index used: the request's, "
                                           "else the ones tuned for this mode (text / image), else the defaults")
+    understood: dict[str, Any] | None = Field(None, description="how a text query was read (its class, its "
+                                              "description: lightness, pattern, shape; notes such as colours a "
+                                              "grayscale catalog cannot tell apart), when the text route says")
 
 
 class IndexInfo(BaseModel):

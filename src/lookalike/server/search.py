@@ -41,6 +41,7 @@ def run_search(state: ServerState, handle: CollectionHandle, query: Query, start
     _check_params(query.params)
     embed_ms = None
     vector = None
+    understood = None
     if query.mode in ("text", "image"):
         t0 = time.perf_counter()
         if query.mode == "text":
@@ -48,6 +49,8 @@ def run_search(state: ServerState, handle: CollectionHandle, query: Query, start
         else:
             vector = state.embed(handle, images=[query.image])[0]
         embed_ms = 1000 * (time.perf_counter() - t0)
+        if query.mode == "text":
+            understood = reading_of(state, handle, query.text)
     elif query.mode == "vector":
         vector = query.vector
         query.digest = hashlib.sha256(np.asarray(query.vector, dtype="<f4").tobytes()).hexdigest()
@@ -74,7 +77,18 @@ def run_search(state: ServerState, handle: CollectionHandle, query: Query, start
             top_ids=[h["id"] for h in hits],
         )
     return {"hits": hits, "recall": recall, "latency_ms": latency, "index": index, "k": query.k, "mode": query.mode,
-            "crop": query.crop, "params": result.stats.get("params")}
+            "crop": query.crop, "params": result.stats.get("params"), "understood": understood}
+
+
+def reading_of(state: ServerState, handle: CollectionHandle, text: str) -> dict[str, Any] | None:
+    """How the collection's text route read ``text`` (it keeps its last readings: no second pass)."""
+    from ..embed.queries import EMBEDDER_LOCKS
+
+    embedder = state.query_embedder(handle.collection.embedder)
+    if not hasattr(embedder, "explain"):
+        return None
+    with EMBEDDER_LOCKS[embedder.name]:
+        return embedder.explain(text)
 
 
 def query_collection(handle: CollectionHandle, vectors: Any, k: int, *, index: str | None = None,

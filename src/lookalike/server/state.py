@@ -27,11 +27,10 @@ from ..collection import Collection
 from ..database import Database, check_name
 from ..errors import (
     CollectionNotFoundError,
-    EmbedderMismatchError,
-    EmbedderUnavailableError,
     LookalikeError,
 )
-from .errors import BuildInProgressError, NoEmbedderError
+from ..embed.queries import embed_query, query_embedder, shared_embedder
+from .errors import BuildInProgressError
 from .opening import DatabaseOpener, open_collection, warm_collection
 from .querylog import LOG_FILE, QueryLog
 
@@ -121,25 +120,6 @@ class CollectionHandle:
             self.db.close()
 
 
-# Embedders are built once per process (loading a model takes seconds) and shared by every app in it.
-_EMBEDDERS: dict[str, Any] = {}
-_EMBEDDER_LOCKS: dict[str, threading.Lock] = {}  # one query at a time per embedder: tokenizers are not re-entrant
-_EMBEDDERS_LOCK = threading.Lock()
-_UNAVAILABLE_ROUTES: set[str] = set()
-
-
-def shared_embedder(name: str):
-    """The embedder registered as ``name``, built on first use and then cached for the life of the process."""
-    with _EMBEDDERS_LOCK:
-        if name not in _EMBEDDERS:
-            from ..embed.base import get_embedder
-
-            log.info("loading embedder %s", name)
-            _EMBEDDERS[name] = get_embedder(name)
-            _EMBEDDER_LOCKS[name] = threading.Lock()
-        return _EMBEDDERS[name]
-
-
 class ServerState:
     """Everything the routes share.  Created by ``create_app``; lives in ``app.state.lookalike``."""
 
@@ -219,37 +199,13 @@ class ServerState:
         return shared_embedder(name)
 
     def query_embedder(self, collection_embedder: str):
-        """The embedder for queries of a collection made by ``collection_embedder``: its space's preferred text
-        route (a "minilm-fmnist" collection is searched through "minilm-fmnist+use-m"), or the embedder itself
-        when that route cannot load here (its optional packages or WordNet missing: logged once)."""
-        from ..embed.base import query_route
-
-        route = query_route(collection_embedder)
-        if route != collection_embedder and route not in _UNAVAILABLE_ROUTES:
-            try:
-                return self.embedder(route)
-            except EmbedderUnavailableError as exc:  # not retried: loading it again would fail again, slowly
-                _UNAVAILABLE_ROUTES.add(route)
-                log.warning("text route %s unavailable (%s): queries use %s", route, exc, collection_embedder)
-        return self.embedder(collection_embedder)
+        """The embedder for queries of a collection made by ``collection_embedder`` (see
+        :func:`lookalike.embed.queries.query_embedder`)."""
+        return query_embedder(collection_embedder)
 
     def embed(self, handle: CollectionHandle, *, texts: list[str] | None = None, images: list | None = None):
-        """Embed one text or photo query with the collection's embedder; checks the embedder fits it."""
-        col = handle.collection
-        if not col.embedder:
-            raise NoEmbedderError(
-                f"collection {col.name!r} records no embedder, so it cannot be searched by text or photo: "
-                "send a 'vector' instead"
-            )
-        embedder = self.query_embedder(col.embedder)
-        if embedder.dim != col.dim:
-            raise EmbedderMismatchError(
-                f"embedder {col.embedder!r} makes {embedder.dim}-d vectors but collection {col.name!r} holds {col.dim}-d"
-            )
-        with _EMBEDDER_LOCKS[embedder.name]:
-            if texts is not None:
-                return embedder.embed_texts(texts)
-            return embedder.embed_images(images)
+        """Embed one text or photo query with the collection's query route (the same as ``Collection.search``)."""
+        return embed_query(handle.collection, texts=texts, images=images)
 
     @property
     def sharded(self) -> bool:

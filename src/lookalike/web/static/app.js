@@ -160,8 +160,22 @@ function show(answer, s) {
   }
   $("stat-index").textContent = `${answer.index}${shownParams ? ` (${shownParams})` : ""}` +
     (answer.crop?.box ? ` · cropped with ${answer.crop.method}` : "");
+  showReading(answer.understood);
   $("gallery").replaceChildren(...answer.hits.map(card));
   if (answer.hits.length === 0) message("No item matches these filters.");
+}
+
+// How the text was read: the garment, what it says of lightness, pattern and shape, and what the pictures cannot show.
+function showReading(understood) {
+  const description = understood?.description || {};
+  const said = Object.entries(description).filter(([name]) => name !== "notes")
+    .map(([name, d]) => `${name}: ${d.value}${d.words ? ` ("${d.words}")` : ""}`);
+  const notes = description.notes || [];
+  $("reading").hidden = !understood;
+  if (!understood) return;
+  $("reading").replaceChildren(
+    el("span", {text: `Read as: ${understood.class || "no garment class"}${said.length ? " · " + said.join(" · ") : ""}`}),
+    ...notes.map((note) => el("div", {class: "note", text: `Note: ${note}`})));
 }
 
 function card(hit) {
