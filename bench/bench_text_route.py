@@ -1,6 +1,6 @@
 """Text understanding of the default embedder: shoppers' words and languages, English paraphrases, latency.
 
-    python bench/bench_text_route.py                              # minilm-fmnist vs minilm-fmnist+use-m
+    python bench/bench_text_route.py      # minilm-fmnist+use-m (the first tower) vs minilm-fmnist-described+use-m
     python bench/bench_text_route.py --embedders minilm-fmnist+use-m --repeats 200
     python bench/bench_text_route.py --write-centroids            # recompute models/fmnist_class_centroids.npy
 
@@ -105,7 +105,7 @@ def latency_ms(embedder, repeats: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--embedders", default="minilm-fmnist,minilm-fmnist+use-m")
+    parser.add_argument("--embedders", default="minilm-fmnist+use-m,minilm-fmnist-described+use-m")
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--write-centroids", action="store_true",
                         help="recompute the class centroids from the tower and the training split, and save them")
@@ -118,23 +118,24 @@ def main() -> None:
 
     names = args.embedders.split(",")
     embedders = {name: get_embedder(name) for name in names}
-    tower = next(iter(embedders.values()))
-    vectors, labels = [], []
-    for split in ("train", "test"):
-        pixels, split_labels = load_fashion_mnist(split)
-        vectors.append(tower.embed_pixels(pixels))
-        labels.append(split_labels)
-    base, base_labels = np.concatenate(vectors), np.concatenate(labels)
+    splits = [load_fashion_mnist(split) for split in ("train", "test")]
+    base_labels = np.concatenate([labels for _, labels in splits])
+    catalogs = {}  # one catalog per vector space: each embedder searches the pictures its own tower embedded
+    for embedder in embedders.values():
+        if embedder.space not in catalogs:
+            catalogs[embedder.space] = np.concatenate([embedder.embed_pixels(pixels) for pixels, _ in splits])
     if args.write_centroids:
-        np.save(CENTROIDS_FILE, class_centroids(vectors[0], labels[0]), allow_pickle=False)
+        first = next(iter(embedders.values()))
+        train = catalogs[first.space][: len(splits[0][1])]
+        np.save(CENTROIDS_FILE, class_centroids(train, splits[0][1]), allow_pickle=False)
         print(f"wrote {CENTROIDS_FILE}")
-    print(f"catalog: {len(base)} Fashion-MNIST images; success = >= 6 of the 10 nearest of the query's class\n")
+    print(f"catalog: {len(base_labels)} Fashion-MNIST images; success = >= 6 of the 10 nearest of the query's class\n")
     print(f"{'query set':22s}" + "".join(f"{name:>24s}" for name in names))
     for set_name, items in query_sets().items():
         texts, expected = [t for t, _ in items], [c for _, c in items]
         cells = []
         for name, embedder in embedders.items():
-            right = right_in_top10(embedder.embed_texts(texts), base, base_labels, expected)
+            right = right_in_top10(embedder.embed_texts(texts), catalogs[embedder.space], base_labels, expected)
             cells.append(f"{np.sum(right >= 6)}/{len(items)} = {100 * np.mean(right >= 6):3.0f}%")
             if args.show_failures:
                 print(f"  {name} fails: {[t for t, r in zip(texts, right) if r < 6]}")

@@ -20,7 +20,7 @@ from lookalike.embed.base import register_embedder
 CLASSES = ("Trouser", "Bag", "Dress", "Sneaker", "Shirt", "Coat")
 COLOURS = ("white", "black", "red", "blue")
 N_ITEMS = 240
-REAL_EMBEDDER = "minilm-fmnist"
+REAL_EMBEDDER = "minilm-fmnist-described"  # the default's space; text queries take its described route
 FAKE_EMBEDDER = "test-pixels"
 API_KEY = "test-key-123"
 

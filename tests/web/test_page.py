@@ -124,6 +124,19 @@ def test_text_query_shows_k_images(page):
     assert first == (answer["hits"][0]["metadata"]["name"])
 
 
+def test_the_page_says_how_a_description_was_read(page, site):
+    if not site[1]:
+        pytest.skip("needs Fashion-MNIST and the default embedder")
+    answer = search_text(page, "a red dress")
+    page.wait_for_selector("#reading:not([hidden])")
+    reading = page.inner_text("#reading")
+    assert "Read as: Dress" in reading and "lightness: dark" in reading
+    assert "grayscale" in page.inner_text("#reading .note")  # red cannot be told from green of the same grey
+    assert answer["understood"]["description"]["lightness"]["value"] == "dark"
+    search_text(page, "ankle boots")
+    page.wait_for_function("!document.querySelector('#reading .note')")  # no note when nothing is lost
+
+
 def test_photo_upload_and_drop(page, tmp_path):
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(product_photo("Sneaker"))
@@ -217,7 +230,7 @@ def test_screenshot(page, site, tmp_path):
     """The page as a person sees it.  Saved to docs/ only when it shows the real catalog and embedder."""
     page.select_option("#index", "ivf")
     page.fill("#k", "15")
-    search_text(page, "a shirt with buttons")
+    search_text(page, "a black striped shirt")
     set_slider(page, 1)  # one probed list: a few hits are approximate, as the page is there to show
     page.wait_for_function("[...document.querySelectorAll('#gallery .card img')]"
                            ".every(img => img.complete && img.naturalWidth > 0)")

@@ -3,15 +3,19 @@
 Training follows LiT, "locked-image tuning" turned around (Zhai et al. 2022, arXiv:2111.07991): one tower is
 pre-trained and locked, the other learns to meet it.  Here the *text* tower (MiniLM) is locked and the image tower
 is trained from scratch with CLIP's contrastive objective (Radford et al. 2021): a batch of images and one caption
-per image, cosine similarities scaled by a learnable temperature, cross-entropy in both directions.  Captions of the
-same class are all true matches, so the targets spread over every same-class pair of the batch instead of the
-diagonal only, as in UniCL (Yang et al. 2022, arXiv:2204.03610); the plain diagonal would push apart an image and a
-caption that describe the same garment.
+per image, cosine similarities scaled by a learnable temperature, cross-entropy in both directions.  Each picture's
+caption says what it shows, computed from its pixels (its class, and some of its lightness, pattern and shape:
+:mod:`lookalike.embed.descriptions`).  Every caption of the batch that fits a picture is a true match, so the
+targets spread over all of them instead of the diagonal only, as in UniCL (Yang et al. 2022, arXiv:2204.03610); a
+caption of the picture's class that names values it does not show ("a black dress" for a white one) keeps a small
+weight, so that the classes stay together and the values order the pictures inside them.  A share of each batch's
+pictures are replaced by their round trip as a shopper's product photo (:mod:`lookalike.embed.photos`).
 
 Because the text tower is locked, each caption is embedded once before training, and a text query at search time
 is just MiniLM: the image tower's output lives in MiniLM's space and is searched with MiniLM's query vectors.
 
-Weights are stored as safetensors (tensors + string metadata, no pickle), about 0.6 MB.
+Weights are stored as safetensors (tensors + string metadata, no pickle), 1-3 MB.  The first tower (class captions
+only, ``fmnist_image_tower.safetensors``) stays for the collections it made (``"minilm-fmnist"``).
 """
 
 from __future__ import annotations
@@ -155,7 +159,7 @@ class TrainingResult:
     figures: dict = field(default_factory=dict)  # AlignmentReport.as_dict() when evaluated
 
 
-def train_image_tower(out_path: str | os.PathLike | None = None, *, epochs: int = 6, seed: int = 0,
+def train_image_tower(out_path: str | os.PathLike | None = None, *, epochs: int = 10, seed: int = 0,
                       batch_size: int = 256, lr: float = 3e-3, weight_decay: float = 1e-4, threads: int = 2,
                       limit: int | None = None, evaluate: bool = True, text_embedder=None,
                       captions=None, photo_share: float = PHOTO_SHARE,

@@ -41,7 +41,8 @@ from ..errors import EmbedderUnavailableError, InvalidInputError
 from .base import l2_normalise
 from .captions import training_captions
 from .described_route import (
-    DescribedCentroids, QueryDescription, add_voted, read_description, restrict, value_name, without_description,
+    DescribedCentroids, QueryDescription, WordReader, add_voted, read_description, restrict, value_name,
+    without_description,
 )
 from .garments import GarmentLexicon, GarmentWord
 from .language import LanguageGuess, words_of
@@ -75,7 +76,7 @@ class RouteDecision:
         notes = [word.explanation() for word in self.garment_words if word.label is None]
         if self.description is not None:
             notes += [value_name(a, v) for a, v in self.description.values.items()
-                      if self.description.source.get(a) == "use-m"]
+                      if self.description.source.get(a, "").startswith("use-m")]
         return f"{self.text} ({'; '.join(notes)})" if notes else self.text
 
     def as_dict(self) -> dict:
@@ -157,6 +158,7 @@ class ShopperTextRoute:
 
             bank = caption_bank()
         self.voters = CaptionVoters(self.encoder, cache_dir, bank)
+        self.word_reader = WordReader(self.encoder) if described is not None else None
         self.centroids = load_centroids() if centroids is None else np.asarray(centroids, dtype=np.float32)
         self._readings: dict[str, RouteDecision] = {}
 
@@ -217,6 +219,10 @@ class ShopperTextRoute:
         vectors = self.encoder.encode([d.text for d in decisions])
         for decision, vector in zip(decisions, vectors):
             description = decision.description or read_description(decision.text, None)
+            # words of another language (every word of a non-English query: "largo" is English music too)
+            foreign = [w for w in words_of(without_description(decision.text, description))
+                       if not decision.english or not self.language.is_english_word(w)]
+            self.word_reader.read(foreign, description)
             decision.description = add_voted(description, self.voters.mentioned[self.voters.nearest(vector)])
             restrict(decision.description, decision.label)
 

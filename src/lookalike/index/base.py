@@ -259,7 +259,6 @@ class Index:
 
     def compact(self) -> "Index":
         """A new index of the same kind holding only the live rows (tombstones gone)."""
-
         return self.rebased(self._source)
 
     def rebased(self, source: "Index | None") -> "Index":
