@@ -109,8 +109,9 @@ def test_photo_search_finds_the_uploaded_item(client):
     from PIL import Image
 
     item = client.get("/api/collections/catalog/items/42").json()
+    picture = client.get(item["image_url"], params={"size": 28})  # the picture as a client gets it
     png = io.BytesIO()
-    Image.open(item["metadata"]["image"]).save(png, format="PNG")
+    Image.open(io.BytesIO(picture.content)).save(png, format="PNG")
     body = client.post("/api/collections/catalog/search/image",
                        files={"file": ("item.png", png.getvalue(), "image/png")},
                        data={"k": "4", "with_recall": "true", "where": '{"class": "%s"}' % item["metadata"]["class"]},
@@ -236,3 +237,23 @@ def test_text_and_photo_searches_use_their_modes_tuned_parameters(client, catalo
             col = db.get_collection("catalog")
             with col._store.transaction():
                 col._store.conn.execute("DELETE FROM meta WHERE key = 'tuned:ivf@text'")
+
+
+def test_no_answer_tells_where_the_server_keeps_the_pictures(client, catalog):
+    """Hits, items, points and query answers give an item's picture as its URL, never as the path on the server's
+    disk that catalog ingest recorded (it stays in the collection, server side)."""
+    import lookalike
+
+    with lookalike.Database(catalog[0]) as db:
+        stored = db.get_collection("catalog").get([42]).metadatas[0]
+    assert str(stored["image"]).startswith("/")  # the server keeps the path ...
+    hit = client.post("/api/collections/catalog/search", json={"text": "a coat", "k": 3}).json()["hits"][0]
+    item = client.get("/api/collections/catalog/items/42").json()
+    points = client.post("/api/collections/catalog/points/get", json={"ids": [42], "include": ["metadatas"]}).json()
+    answers = [hit["metadata"], item["metadata"], points["metadatas"][0]]
+    assert all("image" not in metadata for metadata in answers)  # ... and no client sees it
+    assert hit["image_url"] and item["image_url"].endswith("/items/42/image")
+    assert item["metadata"]["class"] == stored["class"]
+    client_view = lookalike.Client(client.base_url.__str__().rstrip("/")).get_collection("catalog")
+    result = client_view.query(np.asarray(client_view.get([42]).vectors), k=2)
+    assert all("image" not in (m or {}) for m in result.metadatas[0])

@@ -74,10 +74,15 @@ class RouteDecision:
         ("slingbacks (slingback, a shoe that has a strap that wraps around the heel)") and the English words of
         what the multilingual voters read in it ("une robe noire (black)")."""
         notes = [word.explanation() for word in self.garment_words if word.label is None]
-        if self.description is not None:
+        text = self.text
+        if self.description is not None and self.label is None:
+            # no garment class to describe: "black" alone would draw black items of every kind, so MiniLM reads
+            # what the query says of the garment ("little black number for a party" -> "little number for ...")
+            text = without_description(text, self.description) or text
+        elif self.description is not None:
             notes += [value_name(a, v) for a, v in self.description.values.items()
                       if self.description.source.get(a, "").startswith("use-m")]
-        return f"{self.text} ({'; '.join(notes)})" if notes else self.text
+        return f"{text} ({'; '.join(notes)})" if notes else text
 
     def as_dict(self) -> dict:
         from ..catalog.fashion_mnist import CLASS_NAMES
@@ -152,13 +157,13 @@ class ShopperTextRoute:
         self.language = LanguageGuess(self.lexicon.wordnet)
         self.encoder = encoder or USEEncoder()
         self.described = described
-        bank = None
-        if described is not None:
+        self.voters = CaptionVoters(self.encoder, cache_dir)
+        self.describers = self.word_reader = None
+        if described is not None:  # the described tower's captions vote on what a query describes
             from .captions import caption_bank
 
-            bank = caption_bank()
-        self.voters = CaptionVoters(self.encoder, cache_dir, bank)
-        self.word_reader = WordReader(self.encoder) if described is not None else None
+            self.describers = CaptionVoters(self.encoder, cache_dir, caption_bank())
+            self.word_reader = WordReader(self.encoder)
         self.centroids = load_centroids() if centroids is None else np.asarray(centroids, dtype=np.float32)
         self._readings: dict[str, RouteDecision] = {}
 
@@ -214,8 +219,9 @@ class ShopperTextRoute:
         return decisions
 
     def _read_descriptions(self, decisions: list[RouteDecision]) -> None:
-        """Each query's description: its words (colour table, pattern and shape words), then what its nearest
-        captions by USE agree on for the attributes its words left open (other languages, unknown words)."""
+        """Each query's description: its words (colour table, pattern and shape words), the words of another
+        language by their nearest English prototype (USE), then, for a query not in English, what its nearest
+        described captions by USE agree on for the attributes still open ("a righe")."""
         vectors = self.encoder.encode([d.text for d in decisions])
         for decision, vector in zip(decisions, vectors):
             description = decision.description or read_description(decision.text, None)
@@ -223,8 +229,9 @@ class ShopperTextRoute:
             foreign = [w for w in words_of(without_description(decision.text, description))
                        if not decision.english or not self.language.is_english_word(w)]
             self.word_reader.read(foreign, description)
-            decision.description = add_voted(description, self.voters.mentioned[self.voters.nearest(vector)])
-            restrict(decision.description, decision.label)
+            if not decision.english:  # English words are read above; a vote on them only adds noise
+                description = add_voted(description, self.describers.mentioned[self.describers.nearest(vector)])
+            decision.description = restrict(description, decision.label)
 
     def _differentia(self, word: GarmentWord) -> str:
         """The gloss without its genus: "a shoe that has a strap that wraps around the heel" -> "a that has a strap

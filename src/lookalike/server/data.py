@@ -30,13 +30,12 @@ from .schemas import (
     TuneRequest,
     UpsertRequest,
 )
-from .search import answer_quickly, query_collection
+from .search import IMAGE_KEY, answer_quickly, public_metadatas, query_collection
 from .security import require_api_key
 from .state import ServerState
 
 router = APIRouter()
 write = [Depends(require_api_key)]
-IMAGE_KEY = "image"  # the metadata key of an item's picture reference (see lookalike.catalog.images)
 
 
 def get_state(request: Request) -> ServerState:
@@ -99,7 +98,7 @@ def get_points(name: str, body: GetPointsRequest, request: Request) -> dict[str,
             vectors, metadatas = np.zeros((0, col.dim), np.float32), []
     return {"ids": ids,
             "vectors": encode_array(vectors) if "vectors" in body.include else None,
-            "metadatas": metadatas if "metadatas" in body.include else None}
+            "metadatas": public_metadatas(metadatas) if "metadatas" in body.include else None}
 
 
 @router.post("/collections/{name}/points/has", tags=["points"])
@@ -135,7 +134,7 @@ async def query(name: str, body: QueryRequest, request: Request) -> dict[str, An
         "ids": result.ids.tolist(),
         "distances": encode_array(result.distances),
         "similarities": encode_array(result.similarities),
-        "metadatas": result.metadatas if body.include_metadata else None,
+        "metadatas": public_metadatas(result.metadatas) if body.include_metadata else None,
         "true_knn": None if result.true_knn is None else result.true_knn.tolist(),
         "recall": None if result.recall is None else result.recall.tolist(),
         "stats": {**result.stats, "index": index},

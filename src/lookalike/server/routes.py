@@ -28,7 +28,7 @@ from .schemas import (
     SearchRequest,
     SearchResponse,
 )
-from .search import INT_ID, Query, answer_quickly, item_image_url, run_search
+from .search import INT_ID, Query, answer_quickly, item_image_url, public_metadata, run_search
 from .security import require_api_key
 from .state import CollectionHandle, ServerState
 
@@ -224,7 +224,7 @@ def item(name: str, item_id: str, request: Request, with_vector: bool = False,
     with handle.lock:
         points = find_item(handle, item_id, id_type)
     found, metadata = points.ids[0], points.metadatas[0]
-    out = {"id": found, "metadata": metadata,
+    out = {"id": found, "metadata": public_metadata(metadata),
            "image_url": item_image_url(name, found) if metadata and metadata.get("image") else None}
     if with_vector:
         out["vector"] = points.vectors[0].tolist()

@@ -117,6 +117,22 @@ def query_collection(handle: CollectionHandle, vectors: Any, k: int, *, index: s
     return result, name
 
 
+IMAGE_KEY = "image"  # the metadata key of an item's picture: a file path on the server or a data set reference
+
+
+def public_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An item's metadata as clients see it: without its picture's reference (an absolute path on the server's
+    disk says where the catalog lives); clients get the picture through its ``image_url``."""
+    if not metadata or IMAGE_KEY not in metadata:
+        return metadata
+    return {key: value for key, value in metadata.items() if key != IMAGE_KEY}
+
+
+def public_metadatas(rows: list[list[dict[str, Any] | None]] | list[dict[str, Any] | None]) -> list:
+    """:func:`public_metadata` over a list (``get``) or a list of lists (``query``)."""
+    return [public_metadatas(row) if isinstance(row, list) else public_metadata(row) for row in rows]
+
+
 def shape_hits(collection: str, result) -> list[dict[str, Any]]:
     hits = []
     for j in range(result.ids.shape[1]):
@@ -128,9 +144,9 @@ def shape_hits(collection: str, result) -> list[dict[str, Any]]:
             "id": item_id,
             "score": float(result.similarities[0, j]),
             "distance": float(result.distances[0, j]),
-            "metadata": metadata,
+            "metadata": public_metadata(metadata),
             "true_knn": None if result.true_knn is None else bool(result.true_knn[0, j]),
-            "image_url": item_image_url(collection, item_id) if metadata and metadata.get("image") else None,
+            "image_url": item_image_url(collection, item_id) if metadata and metadata.get(IMAGE_KEY) else None,
         })
     return hits
 
