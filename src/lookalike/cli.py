@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-image-tower", help="train the default embedder's image tower on Fashion-MNIST (seeded)")
     p.add_argument("--out", help="weights file to write, its described centres beside it (default: the package's "
                                  "models/fmnist_described_tower.safetensors)")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, help="train on the first N images only (a quick check)")

@@ -159,7 +159,7 @@ class TrainingResult:
     figures: dict = field(default_factory=dict)  # AlignmentReport.as_dict() when evaluated
 
 
-def train_image_tower(out_path: str | os.PathLike | None = None, *, epochs: int = 10, seed: int = 0,
+def train_image_tower(out_path: str | os.PathLike | None = None, *, epochs: int = 16, seed: int = 0,
                       batch_size: int = 256, lr: float = 3e-3, weight_decay: float = 1e-4, threads: int = 2,
                       limit: int | None = None, evaluate: bool = True, text_embedder=None,
                       captions=None, photo_share: float = PHOTO_SHARE,
