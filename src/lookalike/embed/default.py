@@ -92,7 +92,10 @@ class MiniLMFashionUSEEmbedder(MiniLMFashionEmbedder):
         """How the route reads ``text``: language, garment words, the class it pulls to and why."""
         from .multilingual import check_query_text
 
-        return self.route.decide([check_query_text(text)])[0].as_dict()
+        decision = self.route.decide([check_query_text(text)])[0]
+        if not decision.settled:  # some choices are made while embedding: make them
+            self.route.embed([text])
+        return decision.as_dict()
 
     def _embed_text_batch(self, texts: list[str]) -> np.ndarray:
         return self.route.embed(texts)

@@ -17,6 +17,10 @@ What a query says is read, strongest first:
 4. for a query not in English, the nearest described training captions by the same encoder, which name what they
    describe: when most of those that name an attribute agree ("a righe" lands among "striped" captions), their
    value is taken.
+
+When neither WordNet nor the votes reach a class (an English query the votes split on: "evening ball attire"),
+MiniLM's own reading decides: the class whose centre is nearest to its vector.  The described tower spreads each
+class by its descriptions, so a query left unpulled would land between them.
 """
 
 from __future__ import annotations

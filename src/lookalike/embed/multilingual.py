@@ -65,9 +65,10 @@ class RouteDecision:
     english: bool
     garment_words: list[GarmentWord] = field(default_factory=list)
     label: int | None = None
-    source: str = "minilm"  # "wordnet", "wordnet-gloss", "use-m" or "minilm" (no class pull)
+    source: str = "minilm"  # "wordnet", "wordnet-gloss", "use-m", "minilm-centre" or "minilm" (no class pull)
     vote_share: float | None = None
     description: QueryDescription | None = None  # what it says of lightness, pattern, shape (described tower)
+    settled: bool = False  # embedded: every choice made (the described route may pick the class while embedding)
 
     def minilm_text(self) -> str:
         """What MiniLM reads: the query, with the glosses of garment words no class name is above
@@ -75,7 +76,7 @@ class RouteDecision:
         what the multilingual voters read in it ("une robe noire (black)")."""
         notes = [word.explanation() for word in self.garment_words if word.label is None]
         text = self.text
-        if self.description is not None and self.label is None:
+        if self.description is not None and (self.label is None or self.source == "minilm-centre"):
             # no garment class to describe: "black" alone would draw black items of every kind, so MiniLM reads
             # what the query says of the garment ("little black number for a party" -> "little number for ...")
             text = without_description(text, self.description) or text
@@ -174,6 +175,14 @@ class ShopperTextRoute:
         with _torch_threads(1 if len(texts) <= SMALL_BATCH else None):
             base = l2_normalise(self.minilm._embed_text_batch([decision.minilm_text() for decision in decisions]))
         for row, decision in enumerate(decisions):
+            decision.settled = True
+            if decision.label is None and self.described is not None:
+                # no source reached a class: MiniLM's own reading decides, by the nearest class centre (the
+                # described tower spreads each class by its descriptions, so an unpulled query lands between them)
+                decision.label = int(np.argmax(self.described.table[:, 0] @ base[row]))
+                decision.source = "minilm-centre"
+                if decision.description is not None:
+                    restrict(decision.description, decision.label)
             if decision.label is None:
                 continue
             if self.described is not None:
