@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -52,6 +52,13 @@ def create_app(db: str | Path | ServerConfig, **options: Any) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router, prefix="/api")
     app.include_router(data_router, prefix="/api")
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus' scrape: counters of searches, writes, errors and builds; points, builds running, the query
+        log's queue (see lookalike.server.metrics)."""
+        body, content_type = state.metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

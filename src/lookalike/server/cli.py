@@ -105,6 +105,9 @@ def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_lev
     shown = f"[{host}]" if ":" in host else host
     if workers > 1:
         from .app import CONFIG_ENV, config_to_environment
+        from .metrics import prepare_multiprocess
+
+        prepare_multiprocess(workers)  # before the workers import prometheus-client: counters shared through files
 
         os.environ[CONFIG_ENV] = config_to_environment(config)
         print(f"lookalike: serving {config.db_path} at http://{shown}:{port}/ with {workers} worker processes "

@@ -71,7 +71,9 @@ def upsert_points(name: str, body: UpsertRequest, request: Request) -> dict[str,
     with handle.lock:
         col = handle.collection
         (col.upsert if body.replace else col.add)(body.ids, vectors, body.metadata)
-        return {"written": len(body.ids), "count": len(col)}
+        count = len(col)
+    get_state(request).metrics.wrote(name, "upsert" if body.replace else "add", len(body.ids))
+    return {"written": len(body.ids), "count": count}
 
 
 @router.post("/collections/{name}/points/delete", dependencies=write, tags=["points"])
@@ -81,7 +83,9 @@ def delete_points(name: str, body: DeleteRequest, request: Request) -> dict[str,
     with handle.lock:
         col = handle.collection
         deleted = col.delete(body.ids) if body.ids is not None else col.delete(where=body.where)
-        return {"deleted": deleted, "count": len(col)}
+        count = len(col)
+    get_state(request).metrics.wrote(name, "delete", deleted)
+    return {"deleted": deleted, "count": count}
 
 
 @router.post("/collections/{name}/points/get", response_model=PointsResponse, tags=["points"])
@@ -130,6 +134,7 @@ async def query(name: str, body: QueryRequest, request: Request) -> dict[str, An
                                 with_recall=body.with_recall, include_metadata=body.include_metadata)
     cheap = n_queries == 1 and not body.with_recall and not handle.sharded
     result, index = await answer_quickly(handle, answer, cheap=cheap)
+    get_state(request).metrics.searched(name, index, "query", result.stats["search_ms"] / 1000, n_queries)
     return {
         "ids": result.ids.tolist(),
         "distances": encode_array(result.distances),

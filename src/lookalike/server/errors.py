@@ -58,11 +58,19 @@ def error_response(status: int, type_name: str, message: str, headers: dict[str,
     return JSONResponse(error_body(type_name, message, **extra), status_code=status, headers=headers)
 
 
+def _counted(request: Request, status: int, type_name: str) -> None:
+    """Count an error answer in the app's metrics (lookalike_errors_total)."""
+    metrics = getattr(getattr(request.app.state, "lookalike", None), "metrics", None)
+    if metrics is not None:
+        metrics.failed(type_name, status)
+
+
 async def _lookalike_error(request: Request, exc: LookalikeError) -> JSONResponse:
     status = int(getattr(exc, "http_status", 500))
     if status >= 500:
         log.error("%s on %s %s: %s", exc.type_name, request.method, request.url.path, exc)
     headers = {"WWW-Authenticate": 'Bearer realm="lookalike"'} if status == 401 else None
+    _counted(request, status, exc.type_name)
     return error_response(status, exc.type_name, str(exc), headers)
 
 
@@ -72,6 +80,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         for err in exc.errors()[:20]
     ]
     summary = "; ".join(f"{'.'.join(d['loc'][1:] or d['loc'])}: {d['msg']}" for d in details[:5])
+    _counted(request, 422, "ValidationError")
     return error_response(422, "ValidationError", summary or "invalid request", details=details)
 
 
@@ -79,16 +88,19 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route {request.method} {request.url.path}: see /docs for the API"
+    _counted(request, exc.status_code, _HTTP_TYPES.get(exc.status_code, "HTTPError"))
     return error_response(exc.status_code, _HTTP_TYPES.get(exc.status_code, "HTTPError"), message,
                           headers=getattr(exc, "headers", None))
 
 
 async def _recursion_error(request: Request, exc: RecursionError) -> JSONResponse:
+    _counted(request, 400, "InvalidInputError")
     return error_response(400, "InvalidInputError", "the request is nested too deeply")
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
+    _counted(request, 500, "InternalError")
     return error_response(500, "InternalError", "internal server error: see the server log")
 
 

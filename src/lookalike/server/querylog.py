@@ -103,6 +103,11 @@ class QueryLog:
             self._pending.append([row[name] for name in self._names])
         return True
 
+    def pending(self) -> int:
+        """Rows queued and not yet written."""
+        with self._pending_lock:
+            return len(self._pending)
+
     def flush(self) -> None:
         """Insert every queued row now, in one transaction."""
         with self._pending_lock:

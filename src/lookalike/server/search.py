@@ -61,6 +61,7 @@ def run_search(state: ServerState, handle: CollectionHandle, query: Query, start
                                          where=query.where, with_recall=query.with_recall,
                                          modality=query.mode if query.mode in ("text", "image") else None)
     hits = shape_hits(handle.name, result)
+    state.metrics.searched(handle.name, index, query.mode, result.stats["search_ms"] / 1000)
     recall = None if result.recall is None else float(result.recall[0])
     latency = {
         "embed": _round(embed_ms),

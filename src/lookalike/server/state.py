@@ -134,6 +134,9 @@ class ServerState:
         from .builds import BuildManager
 
         self.builds = BuildManager(self)
+        from .metrics import ServerMetrics
+
+        self.metrics = ServerMetrics(self)  # GET /metrics (lookalike.server.metrics)
 
     def _open_query_log(self) -> QueryLog | None:
         try:
@@ -143,6 +146,18 @@ class ServerState:
             return None
 
     # --- collections
+    def collection_gauges(self) -> list[tuple[str, int, str | None]]:
+        """(name, points, index being built or None) of each open collection, for the metrics scrape."""
+        with self._handles_lock:
+            handles = list(self._handles.items())
+        gauges = []
+        for name, handle in handles:
+            try:
+                gauges.append((name, len(handle.collection), handle.building))
+            except LookalikeError:  # dropped or closing meanwhile: not reported
+                continue
+        return gauges
+
     def collection_names(self) -> list[str]:
         return self.catalog.list_collections()
 
