@@ -96,6 +96,11 @@ def catalog_pixels(col) -> tuple[list, np.ndarray, np.ndarray, dict]:
     pixels = np.empty((len(ids), 28, 28), dtype=np.uint8)
     labels = np.empty(len(ids), dtype=np.int64)
     for row, meta in enumerate(points.metadatas):
+        if not meta or meta.get("split") not in splits or meta.get("class") not in CLASS_NAMES:
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError(f"collection {col.name!r} is not a Fashion-MNIST catalog (item {ids[row]!r} has "
+                                    "no split / index / class): ingest one with --source fashion-mnist")
         images, _ = splits[meta["split"]]
         pixels[row] = images[meta["index"]]
         labels[row] = CLASS_NAMES.index(meta["class"])
@@ -148,6 +153,8 @@ def photo_precision(col, pixels, labels, ids, n_queries: int, seed: int, log) ->
     out = {}
     for pool_name in PHOTO_QUERY_SETS:
         pool = pools[pool_name]
+        if len(pool) == 0:  # a catalog without test-split items has no held-out pictures
+            continue
         chosen = rng.choice(pool, size=min(n_queries, len(pool)), replace=False)
         for name, queries in (("stored", pixels[chosen]),
                               ("as product photos", round_trip(pixels[chosen], seed=seed + 7))):
