@@ -109,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_query)
 
+    p = sub.add_parser("snapshot", help="write the whole database to one file while it serves", parents=[db])
+    p.add_argument("file", type=Path, help="the snapshot file to write (a tar)")
+    p.set_defaults(handler=cmd_snapshot)
+
+    p = sub.add_parser("restore", help="a new database from a snapshot file", parents=[db])
+    p.add_argument("file", type=Path, help="the snapshot file (lookalike snapshot)")
+    p.set_defaults(handler=cmd_restore)
+
     p = sub.add_parser("info", help="describe the database or one collection", parents=[db])
     p.add_argument("name", nargs="?")
     p.add_argument("--json", action="store_true")
@@ -408,6 +416,22 @@ def cmd_index_drop(args) -> int:
     with _open(args) as db:
         db.get_collection(args.name).drop_index(args.type)
         print(f"dropped index {args.type} of {args.name}")
+    return 0
+
+
+def cmd_snapshot(args) -> int:
+    with _open(args) as db:
+        report = db.snapshot(args.file)
+    print(f"snapshot {args.file}: {report['size']:,} bytes in {report['seconds']:.2f}s")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from .database import Database
+
+    db = Database.restore(args.file, args.db)
+    print(f"restored {args.file} into {db.path}: collections {db.list_collections()}")
+    db.close()
     return 0
 
 

@@ -130,6 +130,26 @@ class Database:
     def _dir(self, name: str) -> Path:
         return self.path / "collections" / name
 
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self, path: str | os.PathLike) -> dict[str, Any]:
+        """Write the whole database, as it is now, to one tar file at ``path`` while it keeps serving (see
+        ``lookalike.storage.snapshots``); returns ``{"name", "size", "seconds"}``.  Open collections save their
+        index caches first, so the snapshot's indexes are as fresh as they can be."""
+        from .storage.snapshots import take_snapshot
+
+        for col in self._collections.values():
+            col.flush()
+        return take_snapshot(self.path, Path(path), (MARKER, FORMAT, FORMAT_VERSION), SQLITE_FILE)
+
+    @classmethod
+    def restore(cls, file: str | os.PathLike, directory: str | os.PathLike) -> "Database":
+        """A new database at ``directory`` (absent or empty) from the snapshot ``file``; a truncated or altered
+        snapshot, one of a newer format, or a non-empty directory is a StorageFormatError, and nothing is left."""
+        from .storage.snapshots import restore_snapshot
+
+        restore_snapshot(Path(file), Path(directory), (MARKER, FORMAT, FORMAT_VERSION))
+        return cls(directory, create=False)
+
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Save index caches and close every collection.  Data needs no closing: each write already committed."""
