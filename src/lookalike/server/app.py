@@ -17,6 +17,7 @@ from ..web import STATIC_DIR, TEMPLATES_DIR
 from .errors import install_error_handlers
 from .data import router as data_router
 from .routes import router
+from .snapshots import router as snapshots_router
 from .security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from .state import ServerConfig, ServerState
 
@@ -52,6 +53,7 @@ def create_app(db: str | Path | ServerConfig, **options: Any) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router, prefix="/api")
     app.include_router(data_router, prefix="/api")
+    app.include_router(snapshots_router, prefix="/api")
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -68,7 +70,7 @@ def create_app(db: str | Path | ServerConfig, **options: Any) -> FastAPI:
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Content-Type", "X-API-Key", "Authorization"])
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body=config.max_body_bytes, max_upload=config.max_upload_bytes)
