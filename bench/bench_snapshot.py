@@ -87,6 +87,8 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="an existing database (its first collection is written to)")
     parser.add_argument("--synthetic", type=int, help="make a fresh database of this many random points")
     parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--no-load", action="store_true",
+                        help="only the snapshot's time and size, without the writer and the searcher")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-snapshot-"))
     try:
@@ -103,7 +105,11 @@ def main() -> None:
         else:
             path = work / "db"
             shutil.copytree(args.db, path)  # the bench writes: leave the original alone
-        measure(path, work / "snapshot.tar")
+        if args.no_load:
+            report = lookalike.Database(path).snapshot(work / "snapshot.tar")
+            print(f"snapshot of {path}: {report['seconds']:.2f} s, {report['size'] / 1e6:.1f} MB")
+        else:
+            measure(path, work / "snapshot.tar")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
