@@ -178,3 +178,38 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(timeout=15)
         self.socket.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_serve_process(path, *, workers: int = 1, env: dict | None = None):
+    """``lookalike serve --db path`` in a process of its own on a free port (no API key), once it answers
+    /api/health: ``(process, url)``."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = free_port()
+    environment = {**os.environ, "LOOKALIKE_API_KEY": "", **(env or {})}
+    process = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "serve", "--db", str(path), "--port",
+                                str(port), "--workers", str(workers), "--log-level", "warning"], env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"lookalike serve exited: {process.communicate()[1][-2000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("lookalike serve did not start")
+        time.sleep(0.3)

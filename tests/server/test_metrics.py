@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import time
 
 import httpx
@@ -15,7 +13,7 @@ import pytest
 
 from .conftest import serve
 from .support import API_KEY
-from .test_workers import free_port
+from .support import free_port, start_serve_process
 
 pytest.importorskip("prometheus_client")
 
@@ -132,24 +130,8 @@ def test_workers_share_one_set_of_counters(tmp_path):
     with lookalike.Database(path) as db:
         db.create_collection("items", dim=4, metric="l2").add(list(range(50)), np.eye(4, dtype=np.float32)[
             np.arange(50) % 4] + np.arange(50, dtype=np.float32)[:, None] / 100)
-    port = free_port()
-    env = {**os.environ, "LOOKALIKE_API_KEY": ""}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    server = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "serve", "--db", str(path), "--port", str(port),
-                               "--workers", "2", "--log-level", "warning"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server, url = start_serve_process(path, workers=2, env={"PROMETHEUS_MULTIPROC_DIR": ""})
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, "the workers did not start"
-            time.sleep(0.3)
         for i in range(20):  # new connections: the two workers share them
             with httpx.Client(base_url=url, timeout=30) as http:
                 assert http.post("/api/collections/items/search", json={"vector": [i, 0, 0, 1], "k": 2}).is_success

@@ -4,10 +4,7 @@ acknowledged write is there after a restart, whole."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -15,28 +12,10 @@ import httpx
 import numpy as np
 import pytest
 
-from .test_workers import free_port
+from .support import start_serve_process
 
 DIM = 32
 BATCH = 50
-
-
-def start_server(path, port):
-    env = {**os.environ, "LOOKALIKE_API_KEY": ""}
-    server = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "serve", "--db", str(path), "--port", str(port),
-                               "--log-level", "warning"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                return server, url
-        except httpx.HTTPError:
-            pass
-        assert server.poll() is None, server.communicate()[1][-2000:]
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.3)
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
@@ -50,7 +29,7 @@ def test_a_stop_loses_nothing_acknowledged(tmp_path, stop):
     with lookalike.Database(path) as db:
         db.create_collection("items", dim=DIM, metric="cosine").add(
             [f"base-{i}" for i in range(20_000)], rng.standard_normal((20_000, DIM)).astype(np.float32))
-    server, url = start_server(path, free_port())
+    server, url = start_serve_process(path)
     acknowledged_batches: list[list[str]] = []
     sent_batches: list[list[str]] = []
     searches = [0]

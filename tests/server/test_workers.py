@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
+from .support import start_serve_process
+
 import numpy as np
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,23 +28,8 @@ def test_two_workers_answer_like_the_embedded_collection(workers_db):
     import lookalike
 
     path, vectors = workers_db
-    port = free_port()
-    env = {**os.environ, "LOOKALIKE_API_KEY": ""}
-    server = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "serve", "--db", str(path), "--port", str(port),
-                               "--workers", "2", "--log-level", "warning"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server, url = start_serve_process(path, workers=2)
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, "the workers did not start"
-            time.sleep(0.3)
         with lookalike.Database(path) as db:
             expected = db.get_collection("items").query(vectors[:40], k=5, ef=64)
 
