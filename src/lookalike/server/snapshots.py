@@ -45,8 +45,8 @@ def _snapshot_path(request: Request, name: str) -> Path:
 
 @router.post("/snapshots", status_code=201, dependencies=keyed, tags=["snapshots"])
 def create_snapshot(request: Request) -> dict[str, Any]:
-    """Write the whole database to one file while searches and writes go on (SQLite's online backup: writers wait
-    only for the pages being copied); answers its name and size in bytes."""
+    """Write the whole database to one file while searches and writes go on (SQLite's online backup in one read
+    transaction, which never blocks writers in WAL mode); answers its name and size in bytes."""
     from ..storage.snapshots import take_snapshot
 
     folder = _folder(request)

@@ -2,8 +2,8 @@
 
 A snapshot holds the database marker, then for each collection its index files and its SQLite file, and a
 manifest (``snapshot.json``: format and version, the database format version, every file with its size and
-SHA-256).  The SQLite file is copied with SQLite's online backup API, so it is one consistent state even while
-writers go on (they wait only for the pages being copied, step by step); the index files are copied *before* it,
+SHA-256).  The SQLite file is copied with SQLite's online backup API in one read transaction, so it is one
+consistent state while writers go on (in WAL mode a reader never blocks them); the index files are copied *before* it,
 so each covers a change-log version at or below the copied data's and catches up on open from the change log, as
 after any restart: the restored indexes serve without a rebuild.
 
@@ -32,7 +32,7 @@ SNAPSHOT_FORMAT = "lookalike-snapshot"
 SNAPSHOT_VERSION = 1
 MANIFEST = "snapshot.json"
 COPY_ATTEMPTS = 5  # an index directory swapped by a save while it is copied is copied again
-BACKUP_PAGES = 256  # pages per step of SQLite's online backup: writers wait at most for one step
+FLUSH_BYTES = 16 << 20  # written data is flushed to disk every 16 MB: a writer's fsync never waits behind more
 
 
 def take_snapshot(db_path: Path, out: Path, database_format: tuple[str, str, int], sqlite_file: str) -> dict[str, Any]:
@@ -58,12 +58,13 @@ def take_snapshot(db_path: Path, out: Path, database_format: tuple[str, str, int
                     "files": files}
         (Path(tmp) / MANIFEST).write_text(json.dumps(manifest, indent=1))
         partial = out.with_name(f".{out.name}.partial")
-        with tarfile.open(partial, "w") as tar:
-            tar.add(Path(tmp) / MANIFEST, arcname=MANIFEST)
-            for name in files:
-                tar.add(stage / name, arcname=f"db/{name}")
-        with open(partial, "rb") as handle:
-            os.fsync(handle.fileno())
+        with open(partial, "wb") as raw:
+            with tarfile.open(fileobj=_FlushingWriter(raw), mode="w") as tar:
+                tar.add(Path(tmp) / MANIFEST, arcname=MANIFEST)
+                for name in files:
+                    tar.add(stage / name, arcname=f"db/{name}")
+            raw.flush()
+            os.fsync(raw.fileno())
         os.replace(partial, out)
     return {"name": out.name, "size": out.stat().st_size, "seconds": round(time.perf_counter() - started, 3)}
 
@@ -152,6 +153,33 @@ def _describe(path: Path) -> dict[str, Any]:
     return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
+class _FlushingWriter:
+    """A binary file that makes its data durable every FLUSH_BYTES: the snapshot never piles up hundreds of MB of
+    dirty pages that a writer's fsync (a collection commit) would then wait behind."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+        self.pending = 0
+
+    def write(self, data) -> int:
+        written = self.handle.write(data)
+        self.pending += len(data)
+        if self.pending >= FLUSH_BYTES:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+            self.pending = 0
+        return written
+
+    def __getattr__(self, name: str):
+        return getattr(self.handle, name)
+
+
+def _copy_flushing(source: str, target: str) -> None:
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, _FlushingWriter(dst), 1 << 20)
+    shutil.copystat(source, target)
+
+
 def _copy_index_files(source: Path, target: Path) -> None:
     """The collection's index directories; one that a save swaps while it is read is copied again."""
     if not source.exists():
@@ -159,7 +187,7 @@ def _copy_index_files(source: Path, target: Path) -> None:
     for directory in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for attempt in range(COPY_ATTEMPTS):
             try:
-                shutil.copytree(directory, target / directory.name, dirs_exist_ok=False)
+                shutil.copytree(directory, target / directory.name, dirs_exist_ok=False, copy_function=_copy_flushing)
                 break
             except (FileNotFoundError, shutil.Error):
                 shutil.rmtree(target / directory.name, ignore_errors=True)
@@ -168,12 +196,16 @@ def _copy_index_files(source: Path, target: Path) -> None:
 
 
 def _backup_sqlite(source: Path, target: Path) -> None:
-    """SQLite's online backup: one consistent state of the file, with writers going on between steps."""
+    """SQLite's online backup in one step: one read transaction of the source, which in WAL mode never blocks its
+    writers (they append to the log meanwhile).  Stepwise backups restart whenever another connection writes, so
+    under a steady writer they may never end."""
     src = sqlite3.connect(str(source), timeout=30.0)
     dst = sqlite3.connect(str(target))
     try:
-        src.backup(dst, pages=BACKUP_PAGES)
+        src.backup(dst, pages=-1)
         dst.execute("PRAGMA journal_mode=WAL")
     finally:
         dst.close()
         src.close()
+    with open(target, "rb+") as handle:
+        os.fsync(handle.fileno())
