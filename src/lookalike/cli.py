@@ -251,21 +251,17 @@ def cmd_query(args) -> int:
 
     with _open(args) as db:
         col = db.get_collection(args.name)
-        modality = None
-        if args.text is not None or args.image is not None:  # as Collection.search and the HTTP routes embed them
-            from .embed.queries import embed_query, search_query
-
-            modality, item = search_query(args.text, args.image)
-            queries = embed_query(col, texts=[item]) if modality == "text" else embed_query(col, images=[item])
-            if modality == "text" and not args.json:
-                _print_reading(col, args.text)
-        else:
-            queries = _query_vectors(args, col)
         where = _json_arg(args.where, "--where")
         params = parse_params(args.param)
         t0 = time.perf_counter()
-        result = col.query(queries, k=args.k, where=where, index=args.index, with_recall=args.with_recall,
-                           modality=modality, **params)
+        if args.text is not None or args.image is not None:  # embedded as Collection.search and the server do
+            result = col.search(text=args.text, image=args.image, k=args.k, where=where, index=args.index,
+                                with_recall=args.with_recall, **params)
+            if args.text is not None and not args.json:
+                _print_reading(col, args.text)
+        else:
+            result = col.query(_query_vectors(args, col), k=args.k, where=where, index=args.index,
+                               with_recall=args.with_recall, **params)
         elapsed = time.perf_counter() - t0
         if args.json:
             out = [{"hits": result.hits(i), **({"recall": float(result.recall[i])} if result.recall is not None else {})}

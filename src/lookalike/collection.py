@@ -253,7 +253,8 @@ class Collection:
                index: str | None = None, **query_params: Any) -> SearchResult:
         """Search by one text or one photo (a PIL image, a file path or its bytes): it is embedded by the
         collection's embedder through its query route, exactly as the HTTP search routes do (same vector, same
-        hits), then queried as by :meth:`query` with the parameters tuned for text or photo queries."""
+        hits), then queried as by :meth:`query` with the parameters tuned for text or photo queries (its other
+        keywords, ``with_recall`` or ``include_metadata``, reach :meth:`query` with the index parameters)."""
         from .embed.queries import embed_query, search_query
 
         modality, item = search_query(text, image)

@@ -231,15 +231,17 @@ class ShopperTextRoute:
         """Each query's description: its words (colour table, pattern and shape words), the words of another
         language by their nearest English prototype (USE), then, for a query not in English, what its nearest
         described captions by USE agree on for the attributes still open ("a righe")."""
-        vectors = self.encoder.encode([d.text for d in decisions])
-        for decision, vector in zip(decisions, vectors):
+        others = [d for d in decisions if not d.english]  # English words are read above; a vote only adds noise
+        vectors = dict(zip(map(id, others), self.encoder.encode([d.text for d in others]))) if others else {}
+        for decision in decisions:
             description = decision.description or read_description(decision.text, None)
             # words of another language (every word of a non-English query: "largo" is English music too)
             foreign = [w for w in words_of(without_description(decision.text, description))
                        if not decision.english or not self.language.is_english_word(w)]
             self.word_reader.read(foreign, description)
-            if not decision.english:  # English words are read above; a vote on them only adds noise
-                description = add_voted(description, self.describers.mentioned[self.describers.nearest(vector)])
+            if id(decision) in vectors:
+                nearest = self.describers.nearest(vectors[id(decision)])
+                description = add_voted(description, self.describers.mentioned[nearest])
             decision.description = restrict(description, decision.label)
 
     def _differentia(self, word: GarmentWord) -> str:

@@ -129,9 +129,7 @@ class BuildManager:
             self._status[handle.name].update(outcome)
             self._processes.pop(handle.name, None)
         log.info("build %s/%s: %s", handle.name, index_type, outcome["state"])
-        metrics = getattr(self.state, "metrics", None)
-        if metrics is not None:
-            metrics.built(handle.name, index_type, outcome["state"], outcome.get("build_s"))
+        self.state.metrics.built(handle.name, index_type, outcome["state"], outcome.get("build_s"))
 
     def _build_in_child(self, handle: "CollectionHandle", index_type: str, params: dict[str, Any],
                         default: bool) -> dict[str, Any]:

@@ -67,24 +67,26 @@ def upsert_points(name: str, body: UpsertRequest, request: Request) -> dict[str,
             "(through the API it would let a client point the image route at any file)"
         )
     vectors = vectors_of(body.vectors)
-    handle = get_state(request).handle(name)
+    state = get_state(request)
+    handle = state.handle(name)
     with handle.lock:
         col = handle.collection
         (col.upsert if body.replace else col.add)(body.ids, vectors, body.metadata)
         count = len(col)
-    get_state(request).metrics.wrote(name, "upsert" if body.replace else "add", len(body.ids))
+    state.metrics.wrote(name, "upsert" if body.replace else "add", len(body.ids))
     return {"written": len(body.ids), "count": count}
 
 
 @router.post("/collections/{name}/points/delete", dependencies=write, tags=["points"])
 def delete_points(name: str, body: DeleteRequest, request: Request) -> dict[str, Any]:
     """Delete points by ids (all must exist, else 404 and nothing is deleted) or by a metadata filter."""
-    handle = get_state(request).handle(name)
+    state = get_state(request)
+    handle = state.handle(name)
     with handle.lock:
         col = handle.collection
         deleted = col.delete(body.ids) if body.ids is not None else col.delete(where=body.where)
         count = len(col)
-    get_state(request).metrics.wrote(name, "delete", deleted)
+    state.metrics.wrote(name, "delete", deleted)
     return {"deleted": deleted, "count": count}
 
 
@@ -127,14 +129,15 @@ async def query(name: str, body: QueryRequest, request: Request) -> dict[str, An
     if n_queries > MAX_QUERY_BATCH or n_queries * k > MAX_HITS:
         raise InvalidInputError(f"{n_queries} queries x k={k} is over the limit of {MAX_QUERY_BATCH} queries and "
                                 f"{MAX_HITS} hits per request: send smaller batches")
-    handle = await get_state(request).handle_async(name)
+    state = get_state(request)
+    handle = await state.handle_async(name)
 
     def answer():
         return query_collection(handle, vectors, k, index=body.index, params=body.params, where=body.where,
                                 with_recall=body.with_recall, include_metadata=body.include_metadata)
     cheap = n_queries == 1 and not body.with_recall and not handle.sharded
     result, index = await answer_quickly(handle, answer, cheap=cheap)
-    get_state(request).metrics.searched(name, index, "query", result.stats["search_ms"] / 1000, n_queries)
+    state.metrics.searched(name, index, "query", result.stats["search_ms"] / 1000, n_queries)
     return {
         "ids": result.ids.tolist(),
         "distances": encode_array(result.distances),

@@ -60,9 +60,7 @@ def error_response(status: int, type_name: str, message: str, headers: dict[str,
 
 def _counted(request: Request, status: int, type_name: str) -> None:
     """Count an error answer in the app's metrics (lookalike_errors_total)."""
-    metrics = getattr(getattr(request.app.state, "lookalike", None), "metrics", None)
-    if metrics is not None:
-        metrics.failed(type_name, status)
+    request.app.state.lookalike.metrics.failed(type_name, status)
 
 
 async def _lookalike_error(request: Request, exc: LookalikeError) -> JSONResponse:
@@ -88,8 +86,9 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route {request.method} {request.url.path}: see /docs for the API"
-    _counted(request, exc.status_code, _HTTP_TYPES.get(exc.status_code, "HTTPError"))
-    return error_response(exc.status_code, _HTTP_TYPES.get(exc.status_code, "HTTPError"), message,
+    type_name = _HTTP_TYPES.get(exc.status_code, "HTTPError")
+    _counted(request, exc.status_code, type_name)
+    return error_response(exc.status_code, type_name, message,
                           headers=getattr(exc, "headers", None))
 
 

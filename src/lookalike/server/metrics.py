@@ -25,10 +25,12 @@ of its own, so several apps in one process (the tests) do not collide.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-if TYPE_CHECKING:
-    from .state import ServerState
+# (collection, points, index being built or None) of each open collection; the query log's queued rows
+CollectionGauges = Callable[[], list[tuple[str, int, str | None]]]
+QueueLength = Callable[[], int]
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SEARCH_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -38,11 +40,11 @@ BUILD_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 class ServerMetrics:
     """The instruments of one app, and its exposition."""
 
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, collections: CollectionGauges, queue: QueueLength) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = CollectorRegistry(auto_describe=True)
-        self.state = state
+        self.state_collector = StateCollector(collections, queue)
         r = self.registry
         self.searches = Counter("lookalike_searches", "Searches answered", ["collection", "index", "mode"],
                                 registry=r)
@@ -54,7 +56,7 @@ class ServerMetrics:
                               registry=r)
         self.build_seconds = Histogram("lookalike_index_build_duration_seconds", "Time of each finished build",
                                        ["collection", "index"], buckets=BUILD_BUCKETS, registry=r)
-        r.register(StateCollector(state))
+        r.register(self.state_collector)
 
     def searched(self, collection: str, index: str, mode: str, seconds: float, count: int = 1) -> None:
         self.searches.labels(collection, index, mode).inc(count)
@@ -81,15 +83,16 @@ class ServerMetrics:
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        registry.register(StateCollector(self.state))
+        registry.register(self.state_collector)
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
 class StateCollector:
     """Gauges read from the server's state when Prometheus scrapes (nothing to keep up to date in between)."""
 
-    def __init__(self, state: ServerState) -> None:
-        self.state = state
+    def __init__(self, collections: CollectionGauges, queue: QueueLength) -> None:
+        self.collections = collections
+        self.queue = queue
 
     def describe(self) -> list:
         return []
@@ -100,14 +103,14 @@ class StateCollector:
         points = GaugeMetricFamily("lookalike_points", "Points of each open collection", labels=["collection"])
         building = GaugeMetricFamily("lookalike_index_building", "1 while an index build runs",
                                      labels=["collection", "index"])
-        for name, count, build in self.state.collection_gauges():
+        for name, count, build in self.collections():
             points.add_metric([name], count)
             if build is not None:
                 building.add_metric([name, build], 1)
         yield points
         yield building
         queue = GaugeMetricFamily("lookalike_query_log_queue", "Query-log rows waiting to be written")
-        queue.add_metric([], self.state.query_log.pending() if self.state.query_log is not None else 0)
+        queue.add_metric([], self.queue())
         yield queue
 
 

@@ -28,7 +28,7 @@ from .schemas import (
     SearchRequest,
     SearchResponse,
 )
-from .search import INT_ID, Query, answer_quickly, item_image_url, public_metadata, run_search
+from .search import IMAGE_KEY, INT_ID, Query, answer_quickly, item_image_url, public_metadata, run_search
 from .security import require_api_key
 from .state import CollectionHandle, ServerState
 
@@ -225,7 +225,7 @@ def item(name: str, item_id: str, request: Request, with_vector: bool = False,
         points = find_item(handle, item_id, id_type)
     found, metadata = points.ids[0], points.metadatas[0]
     out = {"id": found, "metadata": public_metadata(metadata),
-           "image_url": item_image_url(name, found) if metadata and metadata.get("image") else None}
+           "image_url": item_image_url(name, found) if metadata and metadata.get(IMAGE_KEY) else None}
     if with_vector:
         out["vector"] = points.vectors[0].tolist()
     return out

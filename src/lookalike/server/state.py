@@ -136,7 +136,7 @@ class ServerState:
         self.builds = BuildManager(self)
         from .metrics import ServerMetrics
 
-        self.metrics = ServerMetrics(self)  # GET /metrics (lookalike.server.metrics)
+        self.metrics = ServerMetrics(self.collection_gauges, self.query_log_queue)  # GET /metrics
 
     def _open_query_log(self) -> QueryLog | None:
         try:
@@ -157,6 +157,10 @@ class ServerState:
             except LookalikeError:  # dropped or closing meanwhile: not reported
                 continue
         return gauges
+
+    def query_log_queue(self) -> int:
+        """Query-log rows queued and not yet written (0 without a query log)."""
+        return self.query_log.pending() if self.query_log is not None else 0
 
     def collection_names(self) -> list[str]:
         return self.catalog.list_collections()
