@@ -1,20 +1,26 @@
-"""A Collection: the user's ids, vectors and metadata, durable in SQLite, searchable through indexes.
+"""A Collection: the user's ids, vectors and metadata, durable on disk, searchable through indexes.
 
 The user speaks ids (str or int, as they chose); indexes speak int64 labels that SQLite allocates and never
 reuses.  An upsert of an existing id deletes its old label and adds a new one, so a label always names one
-vector.  Every write is one SQLite transaction; in-memory structures then replay the change log (``changes``
-table) to catch up, which is also how another process's writes are picked up and how stale index files
-on disk are brought up to date when they are opened.
+vector.  The query path is a straight line: collection -> index + tail -> labels -> ids -> metadata.
 
-    FlatIndex   exact, always present, synced from SQLite; the oracle for ``with_recall``; and the collection's
-                one float32 copy of its vectors (the *vector store*: saved as derived/flat/vectors.npy and
-                memory-mapped when opened, so pages are read as searches touch them and shared between
-                processes)
-    others      built by ``create_index(type, **params)``, *attached* to the FlatIndex (they read its rows and
-                keep only their own structure: lists, graphs, codes), synced from it, saved under derived/
+Its parts (each in a module of its own):
 
-When the flat index drops its tombstones (``compact``) or is put in the order of an IVF index's lists (so that
-the IVF scan reads each list's vectors consecutively), its rows are renumbered: every other index follows.
+    CollectionStore (storage/sqlite.py)   ids, metadata, the change log of deletions, the index configs
+    PointStore (store.py)                 the vector log (the one float32 copy, memory-mapped), the exact index
+                                          over it (the oracle for ``with_recall``) and the label -> id map
+    the indexes                           built by ``create_index(type, **params)``, *attached* to the exact index
+                                          (they read its rows and keep only their own structure), saved under
+                                          derived/ stamped with the version they cover
+    the tail (tail.py)                    rows an index does not hold yet: searched exactly, merged with its answer
+    the indexer (tail.py)                 folds the tail into the indexes in short steps: a background thread
+                                          (``start_indexing``, as the server runs), ``optimize()``, or the writer
+                                          itself once the tail passes ``tail_limit``
+
+A write validates, appends its vectors to the log (fsync), commits its SQLite transaction, then *publishes*: it
+holds the collection exclusively only to extend the exact index's rows and the id map and to tombstone what it
+deleted (``_catch_up``).  Searches hold it shared, so they run beside each other and beside writes; another
+process's writes are picked up by the same catch-up, when SQLite's data version says something changed.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import json
 import logging
 import mmap
 import numbers
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ._rwlock import ReadWriteLock
 from ._validation import as_matrix, check_k, check_unique
 from .errors import (
     DuplicateIdError,
@@ -44,15 +52,16 @@ from .errors import (
 from .evaluation import recall_per_query, true_knn_flags
 from .index.base import Index
 from .index.registry import from_config, get_index_class
-from .metrics import get_metric, normalize_rows, similarity
+from .metrics import get_metric, normalize_rows, prepare, similarity
 from .storage.sqlite import CollectionStore
+from .store import FLAT, PointStore, Written
+from .tail import BackgroundIndexer, StepSize, search_with_tail, tail_limit, unindexed
 from .types import SearchResult
 
 log = logging.getLogger(__name__)
 
 MAX_ID_LENGTH = 512
 MAX_METADATA_BYTES = 64 * 1024
-FLAT = "flat"
 INT64_MAX = 2**63 - 1
 
 
@@ -69,20 +78,23 @@ class Points:
 
 
 class _Synced:
-    """An in-memory index and the SQLite data version it reflects."""
+    """An in-memory index, the data version its deletions reflect, and the version its files were saved at."""
 
     def __init__(self, index: Index, version: int, saved_version: int | None = None):
         self.index = index
         self.version = version
         self.saved_version = saved_version
+        self.saved_rows = index.n_rows if saved_version is not None else -1
+        self.step = StepSize()
 
 
 class Collection:
-    """Do not construct directly: use ``Database.create_collection`` / ``get_collection``."""
+    """Do not construct directly: use ``Database.create_collection`` / ``get_collection``.  Thread-safe."""
 
     def __init__(self, directory: Path, store: CollectionStore):
         self.directory = Path(directory)
-        self._store = store
+        self._store = store  # the readers' connection (catch-up, filters, metadata of hits)
+        self._writer_store: CollectionStore | None = None  # the writers' connection, opened on the first write
         config = store.config
         self.name: str = config["name"]
         self.dim: int = int(config["dim"])
@@ -90,15 +102,15 @@ class Collection:
         self.embedder: str | None = config.get("embedder")
         self.uuid: str = config["uuid"]
         self._spec = get_metric(self.metric)
-        self._flat: _Synced | None = None
+        self._points = PointStore(self.directory, self.dim, self._spec.name, self._spec.normalize)
         self._indexes: dict[str, _Synced] = {}
-        # kept true by _sync, valid while the store's change stamp equals _synced_stamp:
-        self._synced_stamp: tuple[int, int] | None = None
-        self._ids: _IdMap | None = None  # label -> the user's id, loaded on the first query
+        self._synced_stamp: tuple[int, int] | None = None  # the store's change stamp the in-memory state reflects
         self._metadata = _MetadataCache()  # label -> decoded metadata, filled as hits are returned
         self._default_index = FLAT
         self._tuned: dict[str, dict[str, Any]] = {}
-        self._written: tuple[np.ndarray, list[Any], np.ndarray] | None = None  # (labels, ids, vectors) of the last write
+        self._lock = ReadWriteLock()  # shared: searches; exclusive: catching up, an indexing step, a rebuild
+        self._write_lock = threading.RLock()  # one writer at a time in this process (SQLite orders processes)
+        self._indexer: BackgroundIndexer | None = None
 
     # ================================================================== info
     def __len__(self) -> int:
@@ -132,6 +144,14 @@ class Collection:
             "metadata_indexes": self._store.metadata_indexes(),
         }
 
+    def unindexed(self) -> dict[str, int]:
+        """Per index loaded in memory: the points written since it last caught up (searched exactly meanwhile)."""
+        with self._lock.shared():
+            flat = self._points.flat
+            if flat is None:
+                return {}
+            return {name: unindexed(synced.index, flat) for name, synced in self._indexes.items()}
+
     # ================================================================== writes
     def add(self, ids: Any, vectors: Any, metadata: Any = None) -> None:
         """Add new points.  An id already stored, or given twice, raises DuplicateIdError; nothing is written."""
@@ -141,58 +161,85 @@ class Collection:
         """Add points, replacing the vector and metadata of ids already stored."""
         self._write(ids, vectors, metadata, replace=True)
 
+    def _writer(self) -> CollectionStore:
+        if self._writer_store is None:
+            self._writer_store = CollectionStore(self._store.file)
+        return self._writer_store
+
     def _write(self, ids: Any, vectors: Any, metadata: Any, *, replace: bool) -> None:
         ext_ids, x, metas = check_points(ids, vectors, metadata, self.dim, refuse_zero=self._spec.normalize)
-        with self._store.transaction():
-            existing = self._store.labels_of(ext_ids) if replace else {}  # add: the UNIQUE constraint checks
-            version = self._store.bump_version()
-            if existing:
-                self._store.delete_labels(existing.values(), version)
-            labels = self._store.allocate_labels(len(ext_ids))
-            try:
-                self._store.insert_points(labels, ext_ids, x, metas, version)
-            except DuplicateIdError:
-                stored = self._store.labels_of(ext_ids)
-                first = next((e for e in ext_ids if (type(e), e) in stored), ext_ids[0])
-                raise DuplicateIdError(
-                    f"id {first!r} is already in collection {self.name!r}: use upsert to replace it") from None
-        self._written = (labels, ext_ids, x)  # the sync that follows takes them from here, not from SQLite
-        self._sync()
+        norms = np.linalg.norm(x, axis=1).astype(np.float32) if self._spec.normalize else None
+        prepared = prepare(x, self._spec)
+        with self._write_lock:
+            store = self._writer()
+            with store.transaction():
+                existing = store.labels_of(ext_ids) if replace else {}  # add: the UNIQUE constraint checks
+                previous = store.version()
+                version = store.bump_version()
+                removed = list(existing.values())
+                if removed:
+                    store.delete_labels(removed, version)
+                labels = store.allocate_labels(len(ext_ids))
+                try:
+                    store.insert_points(labels, ext_ids, metas)
+                except DuplicateIdError:
+                    stored = store.labels_of(ext_ids)
+                    first = next((e for e in ext_ids if (type(e), e) in stored), ext_ids[0])
+                    raise DuplicateIdError(
+                        f"id {first!r} is already in collection {self.name!r}: use upsert to replace it") from None
+                self._points.append(store, prepared, norms, labels)  # durable before the commit names it
+            self._catch_up(Written(labels, ext_ids, removed, previous, version))
+            self._keep_tail_short()
 
     def delete(self, ids: Any = None, *, where: dict[str, Any] | None = None) -> int:
         """Delete points by id (every id must exist, else IdNotFoundError and nothing is deleted) or by filter.
         Returns how many were deleted."""
         if (ids is None) == (where is None):
             raise InvalidInputError("delete takes ids or where=, exactly one of them")
-        with self._store.transaction():
-            if ids is not None:
-                ext_ids = check_ids(ids)
-                found = self._store.labels_of(ext_ids)
-                missing = [e for e in ext_ids if (type(e), e) not in found]
-                if missing:
-                    raise IdNotFoundError(
-                        f"{len(missing)} id(s) not in collection {self.name!r}, first {missing[0]!r}; nothing deleted"
-                    )
-                labels = list(found.values())
-            else:
-                labels = self._store.filter_labels(where).tolist()
-            if labels:
-                self._store.delete_labels(labels, self._store.bump_version())
-        self._sync()
+        with self._write_lock:
+            store = self._writer()
+            with store.transaction():
+                if ids is not None:
+                    ext_ids = check_ids(ids)
+                    found = store.labels_of(ext_ids)
+                    missing = [e for e in ext_ids if (type(e), e) not in found]
+                    if missing:
+                        raise IdNotFoundError(
+                            f"{len(missing)} id(s) not in collection {self.name!r}, first {missing[0]!r}; "
+                            "nothing deleted")
+                    labels = list(found.values())
+                else:
+                    labels = store.filter_labels(where).tolist()
+                previous = store.version()
+                if labels:
+                    store.delete_labels(labels, store.bump_version())
+                version = store.version()
+            self._catch_up(Written(np.empty(0, np.int64), [], labels, previous, version))
+            self._compact_if_worth_it()
         return len(labels)
 
     # ================================================================== reads
     def get(self, ids: Any) -> Points:
         """Vectors and metadata of ids, in the order given.  An unknown id raises IdNotFoundError."""
         ext_ids = check_ids(ids)
-        with self._store.transaction_read():
+        for _ in range(5):  # a point replaced between two statements is looked up again
             found = self._store.labels_of(ext_ids)
             missing = [e for e in ext_ids if (type(e), e) not in found]
             if missing:
                 raise IdNotFoundError(f"{len(missing)} id(s) not in collection {self.name!r}, first {missing[0]!r}")
-            labels = [found[(type(e), e)] for e in ext_ids]
-            _, vectors, metas = self._store.points(labels, self.dim)
-        return Points(ids=ext_ids, vectors=vectors, metadatas=[_load_json(m) for m in metas])
+            labels = np.array([found[(type(e), e)] for e in ext_ids], dtype=np.int64)
+            try:
+                _, metas = self._store.points(labels)
+            except KeyError:
+                continue
+            self._ensure_synced()
+            with self._lock.shared():
+                known, rows = self._points.flat._rows_of(labels)
+                if known.all():
+                    return Points(ids=ext_ids, vectors=self._points.vectors_of(rows),
+                                  metadatas=[_load_json(m) for m in metas])
+            self._sync()  # written after our catch-up: catch up again
+        raise StorageFormatError(f"collection {self.name!r}: ids keep changing under get(); retry")
 
     def has(self, ids: Any) -> list[bool]:
         """Whether each id is stored (no error for unknown ids: this is how a resumed ingest skips work)."""
@@ -205,10 +252,15 @@ class Collection:
         return self._store.all_ids()[1]
 
     def get_vectors(self, ids: Any = None) -> np.ndarray:
-        """Vectors as stored (not normalised), of ``ids`` or of every point in insertion order."""
+        """Vectors as stored, of ``ids`` or of every point in insertion order."""
         if ids is not None:
             return self.get(ids).vectors
-        return self._store.all_vectors(self.dim)[1]
+        self._ensure_synced()
+        with self._lock.shared():
+            flat = self._points.flat
+            rows = np.flatnonzero(flat.live)
+            rows = rows[np.argsort(flat.labels[rows], kind="stable")]
+            return self._points.vectors_of(rows)
 
     def query(
         self,
@@ -228,26 +280,21 @@ class Collection:
         (default: the last one built, else exact); ``query_params`` go to that index (``nprobe=``, ``ef=``...).
         ``with_recall=True`` also runs the exact search and fills ``true_knn`` per hit and ``recall`` per query.
         ``modality`` ("text" or "image": what the query vectors were made from) picks the parameters tuned for
-        that kind of query (``tune(..., modality=)``), when there are some.
+        that kind of query (``tune(..., modality=)``), when there are some.  Points written since the index last
+        caught up are searched exactly and merged in: every acknowledged write is found.
         """
         k = check_k(k)
         q = as_matrix(vectors, self.dim, what="queries")
         if modality is not None:
             tuned_key(FLAT, modality)  # an unknown modality raises here
-        request = (q, k, where, index, with_recall, include_metadata, modality, query_params)
-        # The straight line: one pragma says whether anything was written since the last sync; if not, the query
-        # runs on the in-memory state without a transaction, and a second pragma confirms no writer slipped in
-        # while it read metadata.  Otherwise (or then) it runs inside a read transaction after a sync.
-        stamp = self._store.change_stamp()
-        if stamp == self._synced_stamp:
-            result = self._query_in_memory(*request)
-            if where is None or self._store.change_stamp() == stamp:  # a filter read SQLite: was it the same?
-                return result
-        with self._store.transaction_read():
-            self._sync(in_transaction=True)
-            result = self._query_in_memory(*request)
-        self._synced_stamp = stamp
-        return result
+        # One pragma says whether anything was written since the last catch-up; if not, no transaction at all.
+        self._ensure_synced()
+        name = self._default_index if index is None else index
+        if name != FLAT and name not in self._indexes:
+            with self._lock.exclusive():
+                self._synced_index(name)  # loaded (or rebuilt) once, then kept
+        with self._lock.shared():
+            return self._query_in_memory(q, k, where, name, with_recall, include_metadata, modality, query_params)
 
     def search(self, text: str | None = None, image: Any = None, k: int = 10, where: dict[str, Any] | None = None,
                index: str | None = None, **query_params: Any) -> SearchResult:
@@ -261,27 +308,28 @@ class Collection:
         vector = embed_query(self, texts=[item]) if modality == "text" else embed_query(self, images=[item])
         return self.query(vector, k, where=where, index=index, modality=modality, **query_params)
 
-    def _query_in_memory(self, q, k, where, index, with_recall, include_metadata, modality,
+    def _query_in_memory(self, q, k, where, name, with_recall, include_metadata, modality,
                          query_params) -> SearchResult:
-        """collection -> index -> kernel -> labels -> ids -> metadata, on a synced collection."""
-        name = self._default_index if index is None else index
+        """collection -> index + tail -> labels -> ids -> metadata, on a caught-up collection (lock held shared)."""
         allowed = None if where is None else self._store.filter_labels(where)
-        searcher = self._synced_index(name).index
+        flat = self._points.flat
+        searcher = flat if name == FLAT else self._loaded_index(name)
         tuned = (modality is not None and self._tuned.get(f"{name}@{modality}")) or self._tuned.get(name)
         if tuned:
             query_params = {**tuned, **query_params}
         t0 = time.perf_counter()
-        raw = searcher.search(q, k, allowed_ids=allowed, **query_params)
+        raw = searcher.search(q, k, allowed_ids=allowed, **query_params) if searcher is flat else \
+            search_with_tail(searcher, flat, q, k, allowed, query_params)
         t1 = time.perf_counter()
         stats: dict[str, Any] = {"index": name, "search_ms": 1000 * (t1 - t0),
                                  "params": {**searcher.query_defaults, **query_params}}  # what the index used
         true_knn = recall = None
         if with_recall:
-            exact = self._flat.index.search(q, k, allowed_ids=allowed)
+            exact = flat.search(q, k, allowed_ids=allowed)
             stats["exact_ms"] = 1000 * (time.perf_counter() - t1)
             true_knn = true_knn_flags(raw, exact)
             recall = recall_per_query(raw, exact)
-        ids = self._id_map().ids_of(raw.ids)
+        ids = self._points.ids.ids_of(raw.ids)
         if include_metadata:
             metadatas = self._metadata.rows_of(raw.ids.tolist(), self._store)
         else:
@@ -296,11 +344,11 @@ class Collection:
             stats=stats,
         )
 
-    def _id_map(self) -> "_IdMap":
-        if self._ids is None:
-            labels, ext_ids = self._store.all_ids()
-            self._ids = _IdMap(labels, ext_ids)
-        return self._ids
+    def _loaded_index(self, name: str) -> Index:
+        synced = self._indexes.get(name)
+        if synced is None:  # dropped or rebuilt elsewhere between the catch-up and now
+            raise IndexNotBuiltError(f"collection {self.name!r} has no {name!r} index loaded; retry the query")
+        return synced.index
 
     # ================================================================== indexes
     def create_index(self, type: str, *, default: bool = True, **params: Any) -> dict[str, Any]:
@@ -308,53 +356,61 @@ class Collection:
         one ``query`` uses.  Returns its config and build time.  Bad parameters raise before anything changes."""
         if type == FLAT:
             if default:
-                with self._store.transaction():
-                    self._store.set_meta("default_index", FLAT)
+                with self._write_lock, self._writer().transaction():
+                    self._writer().set_meta("default_index", FLAT)
             return {"type": FLAT, "build_s": 0.0}
         config = {"type": type, "dim": self.dim, "metric": self.metric, **params}
         fresh = from_config(config)  # validates the type and the parameters
         self._sync()
-        t0 = time.perf_counter()
-        self._fill_from_flat(fresh)
-        build_s = time.perf_counter() - t0
-        built_at = self._flat.version
-        with self._store.transaction():
-            self._store.put_index(type, fresh.config())
-            self._store.conn.execute("DELETE FROM meta WHERE key = ?", (f"tuned:{type}",))  # new build, new tuning
-            if default:
-                self._store.set_meta("default_index", type)
-        synced = _Synced(fresh, built_at)
-        self._indexes[type] = synced
-        if fresh.wants_source_order:
-            self._order_store_by(type)
+        with self._write_lock:  # the rows stay as they are while the build reads them
+            with self._lock.shared():
+                t0 = time.perf_counter()
+                self._fill_from_flat(fresh)
+                build_s = time.perf_counter() - t0
+            with self._writer().transaction():
+                self._writer().put_index(type, fresh.config())
+                self._writer().conn.execute("DELETE FROM meta WHERE key = ?", (f"tuned:{type}",))  # new build
+                if default:
+                    self._writer().set_meta("default_index", type)
+            with self._lock.exclusive():
+                self._indexes[type] = _Synced(fresh, self._points.version)
+                if fresh.wants_source_order:
+                    self._order_store_by(type)
         self.flush()
-        self._sync()  # writes that landed during the build are replayed now
+        self._sync()
         return {**fresh.config(), "build_s": build_s, "count": len(fresh)}
 
     def _order_store_by(self, name: str) -> None:
-        """Renumber the store's rows in the order index ``name`` reads them (IVF: list after list), and every
-        loaded index with them; indexes not loaded are loaded first, so that none has to be rebuilt."""
+        """Rewrite the vector log in the order index ``name`` reads it (IVF: list after list), and renumber every
+        loaded index with it; indexes not loaded are loaded first, so that none has to be rebuilt.  Called with
+        the write lock and the exclusive lock held."""
         for other in self._store.index_configs():
             if other != name:
                 self._synced_index(other)
-        order = self._indexes[name].index.source_order()
-        self._renumber_store(self._flat.index.reordered(order), order)
+        self._rewrite_log(lambda: self._indexes[name].index.source_order(), keep_dead=True)
 
-    def _renumber_store(self, new_flat: Index, order: np.ndarray | None) -> None:
-        """Put ``new_flat`` in place of the flat index; ``order`` (new row -> old row, every old row once) says
-        how the rows moved, or None when rows were dropped (compaction): then each index is rebased on it."""
+    def _rewrite_log(self, order_of, *, keep_dead: bool) -> None:
+        """Write the exact index's rows ``order_of()`` as a new log generation and move every index onto it: with
+        ``keep_dead`` (every row, renumbered) an index renumbers its structure; without (compaction) it is rebased
+        on the live rows.  Write lock and exclusive lock held; the SQLite write lock keeps other processes out."""
+        with self._writer().transaction():
+            self._catch_up(None)  # another process may have appended since: the rewrite covers every row
+            order = np.asarray(order_of(), dtype=np.int64)
+            if keep_dead and len(order) != self._points.flat.n_rows:
+                return  # an index that does not cover every row yet keeps the present order
+            new_flat = self._points.rewrite(self._writer(), order)
         for synced in self._indexes.values():
             index = synced.index
-            synced.index = index.rebased(new_flat) if order is None else index.reordered_with(new_flat, order)
+            synced.index = index.reordered_with(new_flat, order) if keep_dead else index.rebased(new_flat)
             synced.saved_version = None
-        self._flat.index = new_flat
-        self._flat.saved_version = None
+        self._points.forget_old_generations()
 
     def create_metadata_index(self, key: str) -> None:
         """A B-tree on one metadata key, so filters on it stop scanning every point (as Qdrant's payload
         indexes).  Idempotent."""
-        with self._store.transaction():
-            self._store.create_metadata_index(key)
+        with self._write_lock, self._writer().transaction():
+            self._writer().create_metadata_index(key)
+        self._store.conn.execute("SELECT count(*) FROM sqlite_master").fetchall()  # the readers see it at once
 
     def tune(self, index: str | None = None, target_recall: float = 0.95, k: int = 10, *, queries: Any = None,
              sample: int = 200, apply: bool = True, modality: str | None = None):
@@ -362,30 +418,34 @@ class Collection:
         measured on ``queries`` (query vectors whose exact neighbours are the truth: real text queries, say) or,
         without them, on a held-out sample of this collection's own vectors.  With ``apply`` the value becomes
         the index's default for later queries of that ``modality`` ("text", "image"; None: every query without
-        a tuned modality of its own); a parameter passed to ``query`` still wins."""
+        a tuned modality of its own); a parameter passed to ``query`` still wins.  The index first catches up
+        with every write, so that it is measured alone."""
         from .tune import tune
 
         name = self.default_index if index is None else index
         key = tuned_key(name, modality)
-        self._sync()
-        report = tune(self._synced_index(name).index, target_recall, k, sample=sample, queries=queries)
+        self.optimize(name if name != FLAT else None)
+        with self._lock.shared():
+            searcher = self._points.flat if name == FLAT else self._loaded_index(name)
+            report = tune(searcher, target_recall, k, sample=sample, queries=queries)
         if apply and report.param is not None:
-            with self._store.transaction():
-                self._store.set_meta(key, json.dumps({report.param: report.value}))
+            with self._write_lock, self._writer().transaction():
+                self._writer().set_meta(key, json.dumps({report.param: report.value}))
         return report
 
     def adapt_index(self, index: str, queries: Any, n_neighbors: int = 10) -> dict[str, Any]:
         """Teach a graph index the queries it will get, when they differ from the stored points (text queries
         on a catalog of photos): sample query vectors link their nearest points together in the graph (see
         ``HNSWIndex.add_query_edges``), and the index is saved.  Returns what was added."""
-        self._sync()
-        synced = self._synced_index(index)
-        adapt = getattr(synced.index, "add_query_edges", None)
-        if adapt is None:
-            raise InvalidInputError(f"a {synced.index.type_name!r} index cannot be adapted to queries (hnsw can)")
-        added = adapt(queries, n_neighbors)
-        synced.saved_version = None  # the graph changed: save it even though the data did not
-        self._save(index, synced)
+        self.optimize(index)
+        with self._lock.exclusive():
+            synced = self._synced_index(index)
+            adapt = getattr(synced.index, "add_query_edges", None)
+            if adapt is None:
+                raise InvalidInputError(f"a {synced.index.type_name!r} index cannot be adapted to queries (hnsw can)")
+            added = adapt(queries, n_neighbors)
+            synced.saved_version = None  # the graph changed: save it even though the data did not
+        self.flush()
         return {"index": index, "queries": len(as_matrix(queries, self.dim, what="queries")), "links_added": added}
 
     def tuned_params(self, index: str, modality: str | None = None, *, inherit: bool = True) -> dict[str, Any]:
@@ -402,55 +462,148 @@ class Collection:
             raise InvalidInputError("the flat index is the collection's exact search and cannot be dropped")
         if type not in self._store.index_configs():
             raise IndexNotBuiltError(f"collection {self.name!r} has no {type!r} index")
-        with self._store.transaction():
-            self._store.drop_index(type)
-            if self.default_index == type:
-                self._store.set_meta("default_index", FLAT)
-        self._indexes.pop(type, None)
+        with self._write_lock, self._writer().transaction():
+            self._writer().drop_index(type)
+            if self._writer().get_meta("default_index", FLAT) == type:
+                self._writer().set_meta("default_index", FLAT)
+        with self._lock.exclusive():
+            self._indexes.pop(type, None)
         _remove_tree(self._derived_dir(type))
 
+    # ================================================================== the indexer
+    def optimize(self, index: str | None = None) -> dict[str, int]:
+        """Fold every point written since the indexes last caught up into them (all built indexes, or only
+        ``index``), then save their files.  Returns the rows indexed per index.  Searches go on meanwhile: the
+        work is done in short steps."""
+        self._sync()
+        names = [index] if index is not None else list(self._store.index_configs())
+        done = {}
+        for name in names:
+            if name == FLAT:
+                continue
+            with self._lock.exclusive():
+                self._synced_index(name)
+            done[name] = 0
+            while True:
+                rows = self._index_step(name)
+                if rows == 0:
+                    break
+                done[name] += rows
+        self.flush()
+        return done
+
+    def _index_step(self, name: str) -> int:
+        """One short step of the indexer: the next rows of the tail into index ``name``.  Returns the rows taken."""
+        with self._lock.exclusive():
+            synced = self._indexes.get(name)
+            if synced is None:
+                return 0
+            index, flat = synced.index, self._points.flat
+            if index.n_rows >= flat.n_rows:
+                return 0
+            whole_tail = index.needs_training and not index.is_trained  # it learns from all it can see
+            stop = flat.n_rows if whole_tail else min(flat.n_rows, index.n_rows + synced.step.rows)
+            t0 = time.perf_counter()
+            taken = index.add_source_rows(stop)
+            synced.step.measured(taken, time.perf_counter() - t0)
+            return taken
+
+    def _step_any(self) -> bool:
+        """One indexing step on the first loaded index with a tail (the background indexer's unit of work)."""
+        for name in list(self._indexes):
+            if self._index_step(name):
+                return True
+        return False
+
+    def start_indexing(self) -> None:
+        """Index in a background thread from now on (what ``lookalike serve`` does): writes only append and
+        publish, the thread folds their points into the indexes and saves the index files."""
+        if self._indexer is None:
+            self._indexer = BackgroundIndexer(self.name, self._step_any, self.flush)
+            self._indexer.notify()
+
+    def stop_indexing(self, timeout: float | None = 30.0) -> None:
+        """Stop the background indexer after its current step (what is indexed stays; the rest is the tail)."""
+        indexer, self._indexer = self._indexer, None
+        if indexer is not None:
+            indexer.stop(timeout)
+
+    def _keep_tail_short(self) -> None:
+        """After a write: wake the background indexer; past ``tail_limit`` (or without an indexer), index here
+        until the tail is back under it, so that searches never scan more than that exactly."""
+        limit = tail_limit(self.dim)
+        if self._indexer is not None:
+            self._indexer.notify()
+        for name in list(self._indexes):
+            while self._tail_of(name) > limit and self._index_step(name):
+                pass
+
+    def _tail_of(self, name: str) -> int:
+        synced = self._indexes.get(name)
+        return 0 if synced is None else unindexed(synced.index, self._points.flat)
+
+    # ================================================================== lifecycle
     def flush(self) -> None:
         """Save every in-memory index that is newer than its files (the data itself is always durable)."""
-        if self._flat is not None:
-            self._save(FLAT, self._flat)
-        for name, synced in self._indexes.items():
-            self._save(name, synced)
+        with self._lock.shared():
+            for name, synced in list(self._indexes.items()):
+                self._save(name, synced)
 
     def close(self) -> None:
+        self.stop_indexing()
         try:
             self.flush()
         finally:
-            self._store.close()
+            self.release()
 
-    # ================================================================== syncing
-    def _sync(self, *, in_transaction: bool = False) -> None:
-        """Bring the flat index (and every loaded index), the id map and the query settings up to the current
-        SQLite version."""
-        if not in_transaction:
-            stamp = self._store.change_stamp()  # taken before the snapshot: a later commit re-syncs, never hides
-            with self._store.transaction_read():
-                self._sync(in_transaction=True)
+    def release(self) -> None:
+        """Let go of the files without saving anything (the collection is being dropped, or was replaced)."""
+        self.stop_indexing()
+        self._store.close()
+        if self._writer_store is not None:
+            self._writer_store.close()
+            self._writer_store = None
+
+    # ================================================================== catching up
+    def _ensure_synced(self) -> None:
+        if self._store.change_stamp() != self._synced_stamp:
+            self._sync()
+
+    def _sync(self) -> None:
+        """Bring everything in memory (the exact index, the id map, every loaded index's deletions, the query
+        settings) up to the committed state."""
+        self._catch_up(None)
+
+    def _catch_up(self, written: Written | None) -> None:
+        stamp = self._store.change_stamp()  # taken before the snapshot: a later commit re-syncs, never hides
+        with self._lock.exclusive(), self._store.transaction_read():
+            store = self._store
+            self._default_index = store.get_meta("default_index", FLAT)
+            self._tuned = {key[len("tuned:"):]: json.loads(value) for key, value in store.meta_items("tuned:")}
+            configs = store.index_configs()
+            for name, synced in list(self._indexes.items()):  # rebuilt with other parameters, or dropped, elsewhere
+                if configs.get(name) != synced.index.config():
+                    del self._indexes[name]  # reopened from its files on its next query
+            same_rows = self._points.catch_up(store, written)
+            if not same_rows:  # the log was rewritten elsewhere: indexes reopen over the new rows
+                self._indexes.clear()
+            for synced in self._indexes.values():
+                self._catch_up_deletions(synced)
             self._synced_stamp = stamp
+
+    def _catch_up_deletions(self, synced: _Synced) -> None:
+        """An index's deletions follow the exact index's; its additions are the tail (the indexer's work)."""
+        version = self._points.version
+        if synced.version == version:
             return
-        self._default_index = self._store.get_meta("default_index", FLAT)
-        self._tuned = {key[len("tuned:"):]: json.loads(value) for key, value in self._store.meta_items("tuned:")}
-        configs = self._store.index_configs()
-        for name, synced in list(self._indexes.items()):  # rebuilt with other parameters, or dropped, elsewhere
-            if configs.get(name) != synced.index.config():
-                del self._indexes[name]  # reopened from its files on its next query
-        version = self._store.version()
-        if self._flat is None:
-            self._flat = self._open_derived(FLAT, {"type": FLAT, "dim": self.dim, "metric": self.metric})
-        if self._flat.version != version:
-            self._catch_up_flat(version)
-        for synced in self._indexes.values():
-            if synced.version != version:
-                self._catch_up_from_flat(synced)
-        self._compact_if_worth_it()
+        removed = np.asarray(self._store.deletions_since(synced.version), dtype=np.int64)
+        gone = removed[synced.index.has(removed)]
+        if len(gone):
+            synced.index.remove(gone)
+        synced.version = version
 
     def _synced_index(self, name: str) -> _Synced:
-        if name == FLAT:
-            return self._flat
+        """The loaded index ``name`` (exclusive lock held): opened from its files, or rebuilt, on first use."""
         if name not in self._indexes:
             configs = self._store.index_configs()
             if name not in configs:
@@ -460,103 +613,58 @@ class Collection:
                 )
             self._indexes[name] = self._open_derived(name, configs[name])
             if self._indexes[name].index.reads_source_at_random:
-                advise_random_reads(self._flat.index.vectors)
-        synced = self._indexes[name]
-        if synced.version != self._flat.version:
-            self._catch_up_from_flat(synced)
-        return synced
+                advise_random_reads(self._points.flat.vectors)
+        return self._indexes[name]
 
     def _open_derived(self, name: str, config: dict[str, Any]) -> _Synced:
         """Load the index's files if they are ours and not older than the change log; else rebuild it."""
         path = self._derived_dir(name)
+        flat = self._points.flat
         if path.exists():
             try:
-                if name == FLAT:  # the vector store: mapped, not read
-                    index = Index.load(path, mmap=True)
-                else:
-                    index = Index.load(path, source=self._flat.index)
-                    if index.owns_vectors:
-                        raise StorageFormatError("saved with its own copy of the vectors (an older layout)")
+                index = Index.load(path, source=flat)
+                if index.owns_vectors:
+                    raise StorageFormatError("saved with its own copy of the vectors (an older layout)")
                 stamp = index.stamp
-                if stamp.get("uuid") == self.uuid and self._store.log_start() <= stamp.get("version", -1) <= self._store.version() and index.config() == {**config}:
+                fits = stamp.get("uuid") == self.uuid and index.config() == {**config}
+                if fits and self._store.log_start() <= stamp.get("version", -1) <= self._points.version:
                     synced = _Synced(index, stamp["version"], stamp["version"])
-                    if name != FLAT:
-                        self._catch_up_from_flat(synced)
+                    self._catch_up_deletions(synced)
                     return synced
                 log.info("index files of %s/%s are stale or foreign: rebuilding", self.name, name)
             except StorageFormatError as exc:
-                log.warning("index files of %s/%s are unusable (%s): rebuilding from SQLite", self.name, name, exc)
-        return self._rebuild(name, config)
-
-    def _rebuild(self, name: str, config: dict[str, Any]) -> _Synced:
+                log.warning("index files of %s/%s are unusable (%s): rebuilding", self.name, name, exc)
         index = from_config(config)
-        version = self._store.version()
-        if name == FLAT:
-            self._ids = None  # reloaded on the next query, from the same snapshot as the vectors
-            labels, vectors = self._store.all_vectors(self.dim)
-            if len(labels):
-                index.add(vectors, labels)
-            return _Synced(index, version)
         self._fill_from_flat(index)
-        return _Synced(index, self._flat.version)
+        return _Synced(index, self._points.version)
 
     def _fill_from_flat(self, index: Index) -> None:
         """Attach an empty index to the flat index (the vector store) and give it every live point, in label
         order: what the index learns does not depend on the order of the store's rows."""
-        flat = self._flat.index
+        flat = self._points.flat
         index.attach(flat)
         keep = np.flatnonzero(flat.live)
         if len(keep):
             index.add(None, np.sort(flat.labels[keep]))
 
-    def _catch_up_flat(self, version: int) -> None:
-        synced = self._flat
-        if synced.version < self._store.log_start() or synced.version > version:
-            self._flat = self._rebuild(FLAT, {"type": FLAT, "dim": self.dim, "metric": self.metric})
-            self._indexes.clear()  # they read the old rows: reopened (and rebuilt) on their next use
-            return
-        added, removed = _net_changes(self._store.changes_since(synced.version))
-        _replay(synced, version, added, removed, self._new_points)
-
-    def _new_points(self, labels) -> np.ndarray:
-        """Vectors of labels the change log added; their ids go to the id map on the way.  When they are exactly
-        the points this process just wrote, they come from memory (a label names one point forever)."""
-        written, self._written = self._written, None
-        if written is not None and len(written[0]) == len(labels) and np.array_equal(written[0], labels):
-            _, ext_ids, vectors = written
-        else:
-            ext_ids, vectors, _ = self._store.points(labels, self.dim)
-        if self._ids is not None:
-            self._ids.add(labels, ext_ids)
-        return vectors
-
-    def _catch_up_from_flat(self, synced: _Synced) -> None:
-        flat = self._flat
-        if synced.version < self._store.log_start() or synced.version > flat.version:
-            fresh = self._rebuild(synced.index.type_name, synced.index.config())
-            synced.index, synced.version, synced.saved_version = fresh.index, fresh.version, None
-            return
-        added, removed = _net_changes(self._store.changes_since(synced.version))
-        added = np.asarray(added, dtype=np.int64)
-        added = added[flat.index.has(added)]  # a label deleted after flat's version is not there yet
-        _replay(synced, flat.version, added, removed, lambda labels: None)  # attached: rows read from the flat
-
     def _compact_if_worth_it(self) -> None:
-        """Drop the flat index's tombstones once they outweigh the data; every index is rebased on the new rows
-        (those on disk are loaded first, so none is left pointing at the old rows)."""
-        flat = self._flat.index
+        """Drop the exact index's dead rows once they outweigh the data: a new log generation of the live rows
+        (write lock held), every index rebased on it (those on disk are loaded first, so none is left behind)."""
+        flat = self._points.flat
         if flat.n_deleted <= max(1000, len(flat)):
             return
-        for name in self._store.index_configs():
-            self._synced_index(name)
-        self._renumber_store(flat.compact(), None)
+        with self._lock.exclusive():
+            self._catch_up(None)
+            for name in self._store.index_configs():
+                self._synced_index(name)
+            self._rewrite_log(lambda: np.flatnonzero(self._points.flat.live), keep_dead=False)
 
     # ================================================================== derived files
     def _derived_dir(self, name: str) -> Path:
         return self.directory / "derived" / name
 
     def _save(self, name: str, synced: _Synced) -> None:
-        if synced.saved_version == synced.version:
+        if synced.saved_version == synced.version and synced.saved_rows == synced.index.n_rows:
             return
         derived = self.directory / "derived"
         derived.mkdir(exist_ok=True)
@@ -564,8 +672,9 @@ class Collection:
             with open(derived / ".lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # two processes never swap the same directory at once
                 _remove_leftovers(derived)
-                synced.index.save(self._derived_dir(name), stamp={"uuid": self.uuid, "version": synced.version})
-            synced.saved_version = synced.version
+                version, rows = synced.version, synced.index.n_rows
+                synced.index.save(self._derived_dir(name), stamp={"uuid": self.uuid, "version": version})
+            synced.saved_version, synced.saved_rows = version, rows
         except OSError as exc:  # derived files are a cache: failing to write one loses nothing
             log.warning("could not save index %s/%s: %s", self.name, name, exc)
 
@@ -584,58 +693,6 @@ def advise_random_reads(array: np.ndarray) -> None:
             base._mmap.madvise(mmap.MADV_RANDOM)
         except (OSError, ValueError, AttributeError):
             pass
-
-
-def _net_changes(changes: list[tuple[int, int, int]]) -> tuple[list[int], list[int]]:
-    """Replay a change log: labels to add (added and still alive) and labels to remove (existed before)."""
-    state: dict[int, int] = {}
-    first_op: dict[int, int] = {}
-    for _, label, op in changes:
-        first_op.setdefault(label, op)
-        state[label] = op
-    added = [l for l, op in state.items() if op > 0]
-    removed = [l for l, op in state.items() if op < 0 and first_op[l] < 0]
-    return added, removed
-
-
-def _replay(synced: _Synced, version: int, added, removed, vectors_of) -> None:
-    """Apply a replayed change log to one in-memory index: tombstone what went, add what came (its vectors from
-    ``vectors_of(labels)``; None for an attached index).  Tombstones are dropped by ``_compact_if_worth_it``."""
-    index = synced.index
-    removed = np.asarray(removed, dtype=np.int64)
-    gone = removed[index.has(removed)]
-    if len(gone):
-        index.remove(gone)
-    if len(added):
-        index.add(vectors_of(added), added)
-    synced.version = version
-
-
-class _IdMap:
-    """label -> the user's id, in memory: an object array indexed by label (labels are small, dense and never
-    reused), so a query turns its hits into ids with one array lookup instead of a SQL statement.  The last slot
-    is never filled: the padding label -1 indexes it and reads None."""
-
-    def __init__(self, labels: np.ndarray, ext_ids: list[Any]):
-        self.by_label = np.empty(int(labels.max()) + 2 if len(labels) else 1, dtype=object)
-        self.add(labels, ext_ids)
-
-    def add(self, labels, ext_ids: list[Any]) -> None:
-        labels = np.asarray(labels, dtype=np.int64)
-        if len(labels) == 0:
-            return
-        need = int(labels.max()) + 2  # + the None slot at the end
-        if need > len(self.by_label):
-            grown = np.empty(max(need, 2 * len(self.by_label)), dtype=object)
-            grown[: len(self.by_label) - 1] = self.by_label[:-1]
-            self.by_label = grown
-        ids = np.empty(len(ext_ids), dtype=object)
-        ids[:] = ext_ids  # element-wise: a list of tuples or lists stays one object per label
-        self.by_label[labels] = ids
-
-    def ids_of(self, labels: np.ndarray) -> np.ndarray:
-        """The ids of a (q, k) label matrix, None for the padding label -1."""
-        return self.by_label[labels]
 
 
 class _MetadataCache:

@@ -1,14 +1,19 @@
 """A Database: named collections under one root directory.
 
     root/
-      lookalike.json                 {"format": "lookalike-database", "format_version": 1}: marks the directory as ours
+      lookalike.json                 {"format": "lookalike-database", "format_version": 2}: marks the directory as ours
       collections/<name>/
-        collection.sqlite (+ -wal, -shm)     the source of truth (see storage/sqlite.py)
+        collection.sqlite (+ -wal, -shm)     ids, metadata, change log (see storage/sqlite.py)
+        vectors/<generation>.f32 ...         the vector log: the vectors, one copy (see storage/vector_log.py)
         derived/<index>/                     manifest.json + .npy per array: caches, rebuilt when stale or corrupt
+
+A database of format 1 (vectors in SQLite rows) is migrated when it is opened (storage/migrate.py); one of a
+newer format than this code reads is refused, untouched.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -31,7 +36,8 @@ from .storage.sqlite import CollectionStore
 
 MARKER = "lookalike.json"
 FORMAT = "lookalike-database"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MIGRATABLE_VERSIONS = (1,)
 SQLITE_FILE = "collection.sqlite"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_DIM = 65_536
@@ -60,6 +66,8 @@ class Database:
 
     @staticmethod
     def _check_marker(marker: Path) -> None:
+        if format_version_of(marker) in MIGRATABLE_VERSIONS:
+            migrate(marker.parent)
         read_format_json(marker, FORMAT, FORMAT_VERSION, "a lookalike database")
 
     # ------------------------------------------------------------------ collections
@@ -119,7 +127,7 @@ class Database:
             raise CollectionNotFoundError(f"no collection {name!r} in {self.path}")
         col = self._collections.pop(name, None)
         if col is not None:
-            col._store.close()
+            col.release()
         trash = directory.with_name(f".{name}.dropped-{uuid.uuid4().hex[:8]}")
         os.rename(directory, trash)  # atomic: the name is free at once
         shutil.rmtree(trash, ignore_errors=True)
@@ -165,6 +173,52 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({str(self.path)!r})"
+
+
+def format_version_of(marker: Path) -> Any:
+    """The format_version a database marker states (None when unreadable: the full check says why)."""
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and data.get("format") == FORMAT:
+        version = data.get("format_version")
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise StorageFormatError(f"{marker.parent} was written by a newer lookalike (database format {version}, "
+                                     f"this one reads {FORMAT_VERSION} and older): upgrade lookalike to open it")
+        return version
+    return None
+
+
+def migrate(path: str | os.PathLike) -> list[str]:
+    """Move the database at ``path`` to the present format, collection by collection (see
+    ``lookalike.storage.migrate``); returns the collections migrated.  Safe to run twice, or after a crash."""
+    from .storage.migrate import migrate_collection
+
+    root = Path(path)
+    marker = root / MARKER
+    if format_version_of(marker) == FORMAT_VERSION:
+        return []
+    with open(marker, "r+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # two processes opening an old database migrate it once
+        if format_version_of(marker) == FORMAT_VERSION:
+            return []
+        moved = [d.name for d in sorted((root / "collections").iterdir())
+                 if d.is_dir() and not d.name.startswith(".") and (d / SQLITE_FILE).exists()
+                 and migrate_collection(d, SQLITE_FILE)]
+        tmp = root / f".{MARKER}.tmp"
+        tmp.write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION}))
+        os.replace(tmp, marker)
+    return moved
+
+
+def check(path: str | os.PathLike) -> dict[str, Any]:
+    """Verify every collection's vector log against its checksums and its SQLite file's integrity; returns a
+    report per collection.  A damaged collection raises StorageFormatError naming it."""
+    from .storage.migrate import check_collection
+
+    db = Database(path, create=False)
+    return {name: check_collection(db._dir(name), SQLITE_FILE) for name in db.list_collections()}
 
 
 def check_name(name: Any) -> str:

@@ -42,8 +42,9 @@ def crash_once(tmp_path: Path, trial: int) -> dict:
     derived = db_path / "collections" / COLLECTION / "derived"
     if derived.exists():  # the next save sweeps what a killed save left behind
         col = lookalike.Database(db_path).get_collection(COLLECTION)
-        col._sync()
-        col._flat.saved_version = -1
+        col.optimize()
+        for synced in col._indexes.values():
+            synced.saved_version = -1
         col.flush()
         assert not [p for p in derived.glob(".*") if p.is_dir()], "leftover temporary directories"
         col._store.close()

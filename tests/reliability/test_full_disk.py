@@ -51,14 +51,16 @@ def test_derived_file_write_failure_is_only_a_warning(tmp_path, monkeypatch, cap
     db = lookalike.Database(tmp_path / "db")
     col = db.create_collection("c", dim=4, metric="l2")
     col.add([1, 2], np.eye(2, 4))
+    col.create_index("hnsw", M=4)
+    col.add([3], np.ones((1, 4)))
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr("lookalike.index.base._write_npy", no_space)
-    col.flush()
+    col.optimize()  # indexes the new point and saves: the save fails
     assert "could not save index" in caplog.text
     monkeypatch.undo()
     db.close()
     again = lookalike.Database(tmp_path / "db").get_collection("c")
-    assert len(again) == 2 and again.query(np.eye(1, 4), k=1).ids[0, 0] == 1
+    assert len(again) == 3 and again.query(np.eye(1, 4), k=1).ids[0, 0] == 1

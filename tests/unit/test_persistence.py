@@ -56,31 +56,32 @@ def test_stale_derived_files_catch_up_from_the_change_log(tmp_path):
 
 
 def test_corrupt_derived_files_are_rebuilt_not_used(tmp_path):
-    db, col = fill(tmp_path / "db")
+    db, col = fill(tmp_path / "db", index="ivf", nlist=4)
     queries = clustered(5, DIM, 4, seed=2)
-    want = col.query(queries, k=5)
+    want = col.query(queries, k=5, nprobe=4)
     db.close()
-    vectors = tmp_path / "db" / "collections" / "c" / "derived" / "flat" / "vectors.npy"
+    vectors = tmp_path / "db" / "collections" / "c" / "derived" / "ivf" / "live.npy"
     assert vectors.exists()
     raw = bytearray(vectors.read_bytes())
     raw[-40:] = b"\xff" * 40  # garbage in the data, same size
     vectors.write_bytes(bytes(raw))
     col = lookalike.Database(tmp_path / "db").get_collection("c")
-    np.testing.assert_array_equal(col.query(queries, k=5).ids, want.ids)
+    np.testing.assert_array_equal(col.query(queries, k=5, nprobe=4).ids, want.ids)
     manifest = vectors.parent / "manifest.json"
     manifest.write_text("{truncated")
     col = lookalike.Database(tmp_path / "db").get_collection("c")
-    np.testing.assert_array_equal(col.query(queries, k=5).ids, want.ids)
+    np.testing.assert_array_equal(col.query(queries, k=5, nprobe=4).ids, want.ids)
 
 
 def test_derived_files_of_another_collection_are_not_used(tmp_path):
-    db, col = fill(tmp_path / "db")
+    db, col = fill(tmp_path / "db", index="hnsw", M=8)
     db.close()
-    derived = tmp_path / "db" / "collections" / "c" / "derived" / "flat"
+    derived = tmp_path / "db" / "collections" / "c" / "derived" / "hnsw"
     db = lookalike.Database(tmp_path / "db")
     db.drop_collection("c")
     col = db.create_collection("c", dim=DIM, metric="l2")
     col.add([1], np.ones((1, DIM)))
+    col.create_index("hnsw", M=8)
     db.close()
     assert json.loads((derived / "manifest.json").read_text())["count"] == 1
 

@@ -1,5 +1,5 @@
-"""One float32 copy per collection: every index reads the flat index's rows (the vector store), saves none of
-its own, follows it when its rows are renumbered (IVF order, compaction), and reopens without a rebuild."""
+"""One float32 copy per collection: the vector log, mapped by the flat index; every index reads its rows, saves none
+of its own, follows them when they are renumbered (IVF order, compaction), and reopens without a rebuild."""
 
 from __future__ import annotations
 
@@ -36,24 +36,26 @@ def exact_ids(col, q, k=10):
 def test_indexes_share_the_flat_index_rows_and_save_no_vectors(col):
     for kind, params in (("hnsw", {"M": 8}), ("ivf", {"nlist": 16}), ("ivfpq", {"nlist": 16, "m": 4})):
         col.create_index(kind, **params)
-    flat = col._flat.index
-    assert flat.owns_vectors
+    flat = col._points.flat
+    assert flat.owns_vectors and isinstance(flat.vectors, np.memmap)  # the log's rows, mapped
     for kind in ("hnsw", "ivf", "ivfpq"):
         index = col._indexes[kind].index
         assert not index.owns_vectors and index.source is flat
         assert np.shares_memory(index.vectors, flat.vectors)
         files = {f.name for f in (col.directory / "derived" / kind).iterdir()}
         assert "vectors.npy" not in files and "labels.npy" not in files
-    assert (col.directory / "derived" / "flat" / "vectors.npy").exists()
+    assert not (col.directory / "derived" / "flat").exists()  # the log is the only copy
+    on_disk = sum(p.stat().st_blocks * 512 for p in (col.directory / "vectors").iterdir())
+    assert on_disk < 1.2 * N * DIM * 4 + 64 * 1024  # vectors + labels + norms, once
 
 
 def test_building_ivf_orders_the_store_by_list_and_other_answers_do_not_change(col):
     q = queries()
     col.create_index("hnsw", M=8, ef_construction=64)
     before = col.query(q, 10, index="hnsw", ef=50)
-    generation = col._flat.index.generation
+    generation = col._points.flat.generation
     col.create_index("ivf", nlist=16)
-    assert col._flat.index.generation != generation  # the store was renumbered...
+    assert col._points.flat.generation != generation  # the store was renumbered...
     after = col.query(q, 10, index="hnsw", ef=50)
     assert after.ids.tolist() == before.ids.tolist()  # ...and the graph with it: the same answers
     np.testing.assert_allclose(after.distances, before.distances, rtol=1e-6)
@@ -69,14 +71,14 @@ def test_reopening_loads_every_index_beside_the_mapped_store_without_rebuilding(
     col.create_index("ivfpq", nlist=16, m=4, default=False)
     col.create_index("hnsw", M=8, default=False)
     want = {kind: col.query(q, 10, index=kind).ids.tolist() for kind in ("flat", "ivf", "ivfpq", "hnsw")}
-    col._store.close()
+    col.release()  # as a crash: nothing saved on the way out
     with caplog.at_level(logging.INFO, logger="lookalike.collection"):
         db = Database(tmp_path / "db")
         again = db.get_collection("c")
         got = {kind: again.query(q, 10, index=kind).ids.tolist() for kind in want}
     assert got == want
     assert not [r for r in caplog.records if "rebuild" in r.getMessage()]
-    flat = again._flat.index
+    flat = again._points.flat
     assert isinstance(flat.vectors, np.memmap)  # mapped, not read
     db.close()
 
@@ -86,12 +88,12 @@ def test_deletes_then_compaction_renumber_every_index_and_answers_stay_exact(tmp
     col.create_index("ivf", nlist=16)
     col.create_index("hnsw", M=8, default=False)
     col.create_index("ivfpq", nlist=16, m=4, default=False)
-    generation = col._flat.index.generation
+    generation = col._points.flat.generation
     col.delete([f"p{i}" for i in range(0, N, 3)] + [f"p{i}" for i in range(1, N, 3)])  # 2/3 gone
-    assert col._flat.index.generation != generation and col._flat.index.n_deleted == 0  # compacted
+    assert col._points.flat.generation != generation and col._points.flat.n_deleted == 0  # compacted
     for kind in ("ivf", "hnsw", "ivfpq"):
         index = col._indexes[kind].index
-        assert index.source is col._flat.index and len(index) == N // 3
+        assert index.source is col._points.flat and len(index) == N // 3
     truth = exact_ids(col, q)
     assert col.query(q, 10, index="ivf", nprobe=16).ids.tolist() == truth.tolist()
     assert col.query(q, 10, index="ivfpq", nprobe=16, rerank=100).ids.tolist() == truth.tolist()
@@ -103,20 +105,28 @@ def test_deletes_then_compaction_renumber_every_index_and_answers_stay_exact(tmp
         assert col.query(clustered(1, DIM, 12, seed=9)[:1], 1, index=kind).ids[0, 0] == "new"
 
 
-def test_a_corrupt_store_is_rebuilt_from_sqlite_and_the_indexes_with_it(tmp_path, col, caplog):
+def test_corrupt_index_files_are_rebuilt_and_a_corrupt_log_is_found_by_check(tmp_path, col, caplog):
+    from lookalike.database import check
+    from lookalike.errors import StorageFormatError
+
     q = queries()
     col.create_index("ivf", nlist=16)
     want = col.query(q, 10, nprobe=16).ids.tolist()
-    col._store.close()
-    vectors = tmp_path / "db" / "c" / "derived" / "flat" / "vectors.npy"
-    if not vectors.exists():
-        vectors = next((tmp_path / "db").rglob("derived/flat/vectors.npy"))
-    with open(vectors, "r+b") as fh:
+    col.release()
+    lists = next((col.directory / "derived" / "ivf").glob("*.npy"))
+    with open(lists, "r+b") as fh:
         fh.seek(200)
-        fh.write(b"\xff" * 64)  # a checksum error (the file is small enough to be checked)
+        fh.write(b"\xff" * 64)  # a checksum error in an index file: a cache, rebuilt
     with caplog.at_level(logging.WARNING, logger="lookalike.collection"):
         db = Database(tmp_path / "db")
         got = db.get_collection("c").query(q, 10, nprobe=16).ids.tolist()
     assert got == want
     assert any("unusable" in r.getMessage() for r in caplog.records)
     db.close()
+    assert check(tmp_path / "db")["c"]["rows"] == N
+    log = next((col.directory / "vectors").glob("*.f32"))
+    with open(log, "r+b") as fh:
+        fh.seek(4 * DIM * 7)
+        fh.write(b"\x01" * 8)  # a flipped row in the log: check says which rows
+    with pytest.raises(StorageFormatError, match="corrupt"):
+        check(tmp_path / "db")

@@ -236,6 +236,24 @@ class Index:
         self._on_add(start, stop)
         return labels
 
+    def add_source_rows(self, stop: int) -> int:
+        """Attached index: take the source's rows [n_rows, stop), its live ones as points and the others as dead
+        rows (what the background indexer does, step by step).  Returns how many rows were taken."""
+        start = self.n_rows
+        if self._source is None or stop <= start:
+            return 0
+        live = np.array(self._source.live[start:stop], dtype=np.bool_)
+        n_live = int(live.sum())
+        if self.needs_training and not self.is_trained:
+            if n_live == 0:
+                return 0  # nothing to learn from yet: wait for live rows
+            self._train(self._source.vectors[start:stop][live])
+        self._live.extend(live)
+        self._n_live += n_live
+        self._sorted_cache = None
+        self._on_add(start, stop)
+        return stop - start
+
     def _reorder_new_rows(self, start: int, order: np.ndarray) -> None:
         """Put the rows just added, [start, start + len(order)), in the order ``order`` (positions relative to
         start).  Only an owning index may: an attached one's rows are its source's."""

@@ -1,6 +1,7 @@
 """Snapshots: a whole database at one moment in one tar file, taken while it serves; and restoring one.
 
-A snapshot holds the database marker, then for each collection its index files and its SQLite file, and a
+A snapshot holds the database marker, then for each collection its index files, its SQLite file and the rows of
+its vector log that this SQLite copy commits (rows are only appended, so they are copied while writers go on), and a
 manifest (``snapshot.json``: format and version, the database format version, every file with its size and
 SHA-256).  The SQLite file is copied with SQLite's online backup API in one read transaction, so it is one
 consistent state while writers go on (in WAL mode a reader never blocks them); the index files are copied *before* it,
@@ -26,7 +27,10 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from ..errors import StorageFormatError
+from .vector_log import LOG_DIR
 
 SNAPSHOT_FORMAT = "lookalike-snapshot"
 SNAPSHOT_VERSION = 1
@@ -50,7 +54,9 @@ def take_snapshot(db_path: Path, out: Path, database_format: tuple[str, str, int
             target = stage / "collections" / directory.name
             target.mkdir(parents=True)
             _copy_index_files(directory / "derived", target / "derived")
-            _backup_sqlite(directory / sqlite_file, target / sqlite_file)
+            with _open_log_files(directory / LOG_DIR) as log_files:  # held open: a rewrite may unlink them
+                _backup_sqlite(directory / sqlite_file, target / sqlite_file)
+                _copy_committed_log(log_files, target / sqlite_file, target / LOG_DIR)
         files = {path.relative_to(stage).as_posix(): _describe(path) for path in sorted(stage.rglob("*"))
                  if path.is_file()}
         manifest = {"format": SNAPSHOT_FORMAT, "format_version": SNAPSHOT_VERSION, "database_format": fmt,
@@ -193,6 +199,68 @@ def _copy_index_files(source: Path, target: Path) -> None:
                 shutil.rmtree(target / directory.name, ignore_errors=True)
                 if attempt == COPY_ATTEMPTS - 1 or not directory.exists():
                     break  # gone (dropped): an index file is a cache, the collection rebuilds it
+
+
+class _open_log_files:
+    """Every vector log file of a collection, opened (name -> file object) for the time of a snapshot."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.files: dict[str, Any] = {}
+
+    def __enter__(self) -> dict[str, Any]:
+        if self.directory.exists():
+            for path in sorted(self.directory.iterdir()):
+                try:
+                    self.files[path.name] = open(path, "rb")
+                except FileNotFoundError:
+                    pass
+        return self.files
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self.files.values():
+            handle.close()
+
+
+def _copy_committed_log(log_files: dict[str, Any], sqlite_copy: Path, target: Path) -> None:
+    """The vector log's rows that the copied SQLite file commits, and no byte more: rows are only ever appended
+    past the committed ones, so the first rows of the files are the copy's, whatever writers do meanwhile."""
+    from .vector_log import VectorLog
+
+    conn = sqlite3.connect(str(sqlite_copy))
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        conn.close()
+    if "log_generation" not in meta:
+        return
+    config = json.loads(meta["config"])
+    from ..metrics import get_metric
+
+    log = VectorLog(target, meta["log_generation"], int(config["dim"]),
+                    with_norms=get_metric(config["metric"]).normalize)
+    rows = int(meta["log_rows"])
+    target.mkdir(parents=True, exist_ok=True)
+    for path, dtype, tail in log._files().values():
+        width = dtype.itemsize * int(np.prod(tail))
+        source = log_files.get(path.name)
+        if source is None and rows == 0:  # nothing appended yet: the files may not exist
+            path.touch()
+            continue
+        if source is None:
+            raise StorageFormatError(f"the vector log file {path.name} vanished while the snapshot was taken")
+        source.seek(0)
+        remaining = rows * width
+        with open(path, "wb") as sink:
+            writer = _FlushingWriter(sink)
+            while remaining:
+                chunk = source.read(min(remaining, 1 << 20))
+                if not chunk:
+                    raise StorageFormatError(f"the vector log file {path.name} is shorter than its committed rows")
+                writer.write(chunk)
+                remaining -= len(chunk)
+            sink.flush()
+            os.fsync(sink.fileno())
 
 
 def _backup_sqlite(source: Path, target: Path) -> None:

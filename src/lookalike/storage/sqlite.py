@@ -1,16 +1,19 @@
-"""The SQLite store of one collection: the source of truth.
+"""The SQLite store of one collection: its ids, metadata and change log (the vectors are in the vector log).
 
 One file per collection, in WAL mode (readers never block the writer, nor the writer the readers), with
 ``synchronous=FULL`` so a write that returned survives a crash or a power cut.  Tables:
 
-    meta(key, value)                       config (JSON), the data version, the first version the log covers
-    points(label, ext_id, vector, metadata) one row per live point; ``label`` is the int64 the indexes speak,
+    meta(key, value)                       config (JSON), the data version, the first version the log covers,
+                                            the vector log's current generation and committed rows
+    points(label, ext_id, metadata)        one row per live point; ``label`` is the int64 the indexes speak,
                                             never reused; ``ext_id`` the user's id (str or int, kept as typed)
-    changes(version, label, op)            the change log: +1 = label added, -1 = label deleted.  Derived
-                                            structures stamped with version v catch up by replaying v+1.. .
+    changes(version, label, op)            the change log of deletions (op -1; format 1 also logged additions as
+                                            +1).  Derived structures stamped with version v replay v+1.. .
     indexes(name, config)                  which indexes the user built, with their build parameters
+    batches(generation, first_row, n_rows, crc32)   the vector log's batches and their checksums
 
-Every write is one transaction (``BEGIN IMMEDIATE``): a batch is all there or not there at all.
+Every write is one transaction (``BEGIN IMMEDIATE``): a batch is all there or not there at all.  Format 1 kept
+each vector as a blob in its points row; ``storage/migrate.py`` moves a format-1 file to this one.
 """
 
 from __future__ import annotations
@@ -24,10 +27,15 @@ import numpy as np
 
 from ..errors import DuplicateIdError, StorageBusyError, StorageFormatError, StorageFullError
 from .filters import compile_where, metadata_index_sql
+from .vector_log import new_generation
 
 SCHEMA_FORMAT = "lookalike-collection"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+OLDEST_MIGRATABLE = 1  # a format-1 file is migrated (storage/migrate.py), not refused
 BUSY_TIMEOUT_S = 30.0
+BATCHES_TABLE = """
+                CREATE TABLE batches(generation TEXT NOT NULL, first_row INTEGER NOT NULL, n_rows INTEGER NOT NULL,
+                                     crc32 INTEGER NOT NULL)"""
 _CHUNK = 900  # SQLite's limit on bound variables is 32766; stay far below it
 
 
@@ -57,18 +65,17 @@ class CollectionStore:
     # ------------------------------------------------------------------ schema
     def _create(self, config: dict[str, Any]) -> None:
         with self.transaction():
-            for statement in """
+            for statement in ("""
                 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 CREATE TABLE points(
                     label INTEGER PRIMARY KEY,
                     ext_id UNIQUE NOT NULL,          -- no declared type: a str stays TEXT, an int INTEGER
-                    vector BLOB NOT NULL,            -- float32, little-endian, dim * 4 bytes
                     metadata TEXT                    -- JSON object or NULL
                 );
                 CREATE TABLE changes(version INTEGER NOT NULL, label INTEGER NOT NULL, op INTEGER NOT NULL);
                 CREATE INDEX changes_by_version ON changes(version);
                 CREATE TABLE indexes(name TEXT PRIMARY KEY, config TEXT NOT NULL);
-                """.split(";"):
+                """ + BATCHES_TABLE).split(";"):
                 if statement.strip():
                     self.conn.execute(statement)
             meta = {
@@ -78,6 +85,8 @@ class CollectionStore:
                 "version": "0",
                 "log_start": "0",
                 "next_label": "0",
+                "log_generation": new_generation(),
+                "log_rows": "0",
             }
             self.conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
 
@@ -85,9 +94,14 @@ class CollectionStore:
         rows = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
         if rows.get("format") != SCHEMA_FORMAT:
             raise StorageFormatError(f"{self.file} is an SQLite file but not a lookalike collection")
-        if rows.get("format_version") != str(SCHEMA_VERSION):
+        found = rows.get("format_version")
+        if found != str(SCHEMA_VERSION):
+            if found == str(OLDEST_MIGRATABLE):
+                raise StorageFormatError(f"{self.file} has format_version {found} (an older release): open its "
+                                         "database with lookalike.Database, or run lookalike migrate, to move it on")
             raise StorageFormatError(
-                f"{self.file} has format_version {rows.get('format_version')}, this lookalike reads {SCHEMA_VERSION}"
+                f"{self.file} has format_version {found}, this lookalike reads {SCHEMA_VERSION}: it was written by a "
+                "newer release"
             )
         try:
             return json.loads(rows["config"])
@@ -151,14 +165,31 @@ class CollectionStore:
         self.set_meta("next_label", str(start + n))
         return np.arange(start, start + n, dtype=np.int64)
 
-    def insert_points(self, labels: np.ndarray, ext_ids: Sequence[Any], vectors: np.ndarray,
-                      metadatas: Sequence[str | None], version: int) -> None:
-        blob = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
-        width = 4 * vectors.shape[1]
-        blobs = [blob[i : i + width] for i in range(0, len(blob), width)]  # one bytes per row, one pass
+    def insert_points(self, labels: np.ndarray, ext_ids: Sequence[Any], metadatas: Sequence[str | None]) -> None:
+        """New points' ids and metadata (their vectors go to the vector log; the change log records no
+        additions: a new point is a new row of the log)."""
         label_list = labels.tolist()
-        self.conn.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", zip(label_list, ext_ids, blobs, metadatas))
-        self.conn.executemany("INSERT INTO changes VALUES (?, ?, 1)", ((version, l) for l in label_list))
+        self.conn.executemany("INSERT INTO points VALUES (?, ?, ?)", zip(label_list, ext_ids, metadatas))
+
+    def log_state(self) -> tuple[str, int]:
+        """(the vector log's current generation, its committed rows)."""
+        return self._meta("log_generation"), int(self._meta("log_rows"))
+
+    def record_batch(self, generation: str, first_row: int, n_rows: int, crc: int) -> None:
+        """A batch appended to the vector log: its rows become committed with this transaction."""
+        self.conn.execute("INSERT INTO batches VALUES (?, ?, ?, ?)", (generation, first_row, n_rows, crc))
+        self.set_meta("log_rows", str(first_row + n_rows))
+
+    def switch_generation(self, generation: str, batches: list[tuple[int, int, int]]) -> None:
+        """Make a freshly written vector log generation the current one (its batches replace the old ones)."""
+        self.conn.execute("DELETE FROM batches")
+        self.conn.executemany("INSERT INTO batches VALUES (?, ?, ?, ?)", ((generation, *b) for b in batches))
+        self.set_meta("log_generation", generation)
+        self.set_meta("log_rows", str(sum(n for _, n, _ in batches)))
+
+    def batches(self, generation: str) -> list[tuple[int, int, int]]:
+        return self.conn.execute("SELECT first_row, n_rows, crc32 FROM batches WHERE generation = ? "
+                                 "ORDER BY first_row", (generation,)).fetchall()
 
     def delete_labels(self, labels: Iterable[int], version: int) -> None:
         labels = [int(l) for l in labels]
@@ -205,29 +236,35 @@ class CollectionStore:
         rows = self.conn.execute("SELECT label, ext_id FROM points ORDER BY label").fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
 
-    def all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        labels, blobs = [], []
-        for label, blob in self.conn.execute("SELECT label, vector FROM points ORDER BY label"):
-            labels.append(label)
-            blobs.append(blob)
-        return np.array(labels, dtype=np.int64), _stack(blobs, dim, self.file)
-
-    def points(self, labels: Sequence[int], dim: int) -> tuple[list[Any], np.ndarray, list[str | None]]:
-        """ext_ids, vectors and metadata JSON of labels, in the order given (all must exist)."""
+    def points(self, labels: Sequence[int]) -> tuple[list[Any], list[str | None]]:
+        """ext_ids and metadata JSON of labels, in the order given (all must exist)."""
         by_label: dict[int, tuple] = {}
         for chunk in _chunks([int(l) for l in labels]):
             for row in self.conn.execute(
-                f"SELECT label, ext_id, vector, metadata FROM points WHERE label IN ({_marks(chunk)})", chunk
+                f"SELECT label, ext_id, metadata FROM points WHERE label IN ({_marks(chunk)})", chunk
             ):
                 by_label[row[0]] = row[1:]
         rows = [by_label[int(l)] for l in labels]
-        return [r[0] for r in rows], _stack([r[1] for r in rows], dim, self.file), [r[2] for r in rows]
+        return [r[0] for r in rows], [r[1] for r in rows]
 
     def metadata_of(self, labels: Sequence[int]) -> dict[int, str | None]:
         out: dict[int, str | None] = {}
         for chunk in _chunks(sorted({int(l) for l in labels})):
             out.update(self.conn.execute(f"SELECT label, metadata FROM points WHERE label IN ({_marks(chunk)})", chunk))
         return out
+
+    def existing_labels(self, labels: Sequence[int]) -> np.ndarray:
+        """Of these labels, those of points still stored, in the order given."""
+        found: set[int] = set()
+        for chunk in _chunks([int(l) for l in labels]):
+            found.update(r[0] for r in self.conn.execute(
+                f"SELECT label FROM points WHERE label IN ({_marks(chunk)})", chunk))
+        return np.array([l for l in np.asarray(labels).tolist() if l in found], dtype=np.int64)
+
+    def deletions_since(self, version: int) -> list[int]:
+        """Labels deleted after ``version`` (the change log records deletions: additions are log rows)."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT label FROM changes WHERE version > ? AND op < 0 ORDER BY version, rowid", (version,))]
 
     def changes_since(self, version: int) -> list[tuple[int, int, int]]:
         return self.conn.execute(
@@ -312,14 +349,6 @@ class _Transaction:
                 self.conn.execute("ROLLBACK")
             except Exception:  # the original error is the one worth reporting
                 pass
-
-
-def _stack(blobs: list[bytes], dim: int, file: Path) -> np.ndarray:
-    if not blobs:
-        return np.empty((0, dim), dtype=np.float32)
-    if any(len(b) != 4 * dim for b in blobs):
-        raise StorageFormatError(f"{file}: a stored vector does not have {dim} float32 values")
-    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
 
 
 def _chunks(items: list, size: int = _CHUNK):

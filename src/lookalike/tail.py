@@ -1,0 +1,116 @@
+"""The unindexed tail: points written since an index last caught up.  Writes never wait for an index: a search
+answers from the index plus an exact scan of the tail, merged into one top-k, so a new point is found at once;
+the indexer folds the tail into the index in short steps, beside the searches.
+
+The tail is the flat index's rows past the ones the index holds (an attached index's row r is the flat's row r),
+so it needs no bookkeeping of its own: deleted rows are skipped by the flat's live flags, like everywhere else.
+Its exact scan costs a matrix product over at most ``tail_limit(dim)`` rows (16 MB of vectors: 32,768 rows of
+128 floats, about 1 ms per query here); a write that leaves more behind indexes until it is back under the
+limit (back-pressure: the writer pays, never the readers).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from .index.base import Index
+from .index.flat import FlatIndex
+from .metrics import prepare
+from .types import SearchResult
+
+TAIL_BYTES = 16 << 20
+STEP_SECONDS = 0.004  # an indexing step holds the collection exclusively for about this long
+FIRST_STEP_ROWS = 32
+
+
+def tail_limit(dim: int) -> int:
+    """How many unindexed rows a collection of this dimension keeps before the writer helps the indexer."""
+    return max(2048, TAIL_BYTES // (4 * dim))
+
+
+def unindexed(index: Index, flat: FlatIndex) -> int:
+    return max(0, flat.n_rows - index.n_rows)
+
+
+def search_with_tail(index: Index, flat: FlatIndex, queries: np.ndarray, k: int, allowed: Any,
+                     params: dict[str, Any]) -> SearchResult:
+    """The index's answer merged with the exact answer over the flat's rows it does not hold yet."""
+    result = index.search(queries, k, allowed_ids=allowed, **params)
+    start = index.n_rows if index is not flat else flat.n_rows
+    if start >= flat.n_rows:
+        return result
+    mask = np.asarray(flat.live[start:])
+    if allowed is not None:
+        mask = mask & flat._mask_of(allowed)[start:]
+    if not mask.any():
+        return result
+    q = prepare(np.asarray(queries, dtype=np.float32).reshape(-1, flat.dim), flat.spec, what="queries")
+    rows, raw = flat.search_rows_from(start, q, k, mask)
+    return merge_results(result, flat._result(rows, raw), k)
+
+
+def merge_results(a: SearchResult, b: SearchResult, k: int) -> SearchResult:
+    """One top-k of two answers over disjoint points (distances: smaller is nearer, padding +inf)."""
+    ids = np.concatenate([a.ids, b.ids], axis=1)
+    distances = np.concatenate([a.distances, b.distances], axis=1)
+    order = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    return SearchResult(ids=np.take_along_axis(ids, order, axis=1),
+                        distances=np.take_along_axis(distances, order, axis=1))
+
+
+class StepSize:
+    """How many rows one indexing step takes, adapted so that a step lasts about STEP_SECONDS."""
+
+    def __init__(self) -> None:
+        self.rows = FIRST_STEP_ROWS
+
+    def measured(self, rows: int, seconds: float) -> None:
+        if rows <= 0:
+            return
+        per_row = max(seconds, 1e-6) / rows
+        self.rows = int(np.clip(STEP_SECONDS / per_row, 8, 1 << 16))
+
+
+class BackgroundIndexer:
+    """A daemon thread that keeps a collection's indexes caught up with its writes: woken by each write, it runs
+    ``step()`` (one short indexing step, returns whether work is left) until the tail is empty, then ``rest()``
+    (save the index files, off the request path).  ``stop()`` ends it after the step in progress."""
+
+    def __init__(self, name: str, step: Callable[[], bool], rest: Callable[[], None]):
+        self._step, self._rest = step, rest
+        self._wake = threading.Event()
+        self._stopping = False
+        self.busy = False
+        self.thread = threading.Thread(target=self._run, name=f"lookalike-indexer-{name}", daemon=True)
+        self.thread.start()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait()
+            self._wake.clear()
+            self.busy = True
+            try:
+                worked = False
+                while not self._stopping and self._step():
+                    worked = True
+                    time.sleep(0)  # let a waiting search in between steps
+                if worked and not self._stopping:
+                    self._rest()
+            except Exception:  # an index the indexer cannot extend is reported by the next search, not here
+                import logging
+
+                logging.getLogger(__name__).exception("background indexing stopped on an error")
+            finally:
+                self.busy = False
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stopping = True
+        self._wake.set()
+        self.thread.join(timeout)
