@@ -26,43 +26,42 @@ class ReadWriteLock:
             depth.shared = depth.exclusive = 0
         return depth
 
-    @contextmanager
-    def shared(self):
+    # ------------------------------------------------------------------ shared
+    def acquire_shared(self, blocking: bool = True) -> bool:
         depth = self._counts()
         if depth.shared or depth.exclusive:  # already inside: never queue behind a waiting writer (deadlock)
             depth.shared += 1
-            try:
-                yield
-            finally:
-                depth.shared -= 1
-            return
+            return True
         with self._cond:
             while self._writer is not None or self._writers_waiting:
+                if not blocking:
+                    return False
                 self._cond.wait()
             self._readers += 1
         depth.shared = 1
-        try:
-            yield
-        finally:
-            depth.shared = 0
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+        return True
 
-    @contextmanager
-    def exclusive(self):
+    def release_shared(self) -> None:
+        depth = self._counts()
+        depth.shared -= 1
+        if depth.shared or depth.exclusive:
+            return
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0:
+                self._cond.notify_all()
+
+    # ------------------------------------------------------------------ exclusive
+    def acquire_exclusive(self, blocking: bool = True) -> bool:
         depth = self._counts()
         if depth.exclusive:
             depth.exclusive += 1
-            try:
-                yield
-            finally:
-                depth.exclusive -= 1
-            return
+            return True
         if depth.shared:
             raise RuntimeError("a reader cannot upgrade to the exclusive side of a ReadWriteLock")
         with self._cond:
+            if not blocking and (self._writer is not None or self._readers):
+                return False
             self._writers_waiting += 1
             try:
                 while self._writer is not None or self._readers:
@@ -71,10 +70,29 @@ class ReadWriteLock:
                 self._writers_waiting -= 1
             self._writer = threading.get_ident()
         depth.exclusive = 1
+        return True
+
+    def release_exclusive(self) -> None:
+        depth = self._counts()
+        depth.exclusive -= 1
+        if depth.exclusive:
+            return
+        with self._cond:
+            self._writer = None
+            self._cond.notify_all()
+
+    @contextmanager
+    def shared(self):
+        self.acquire_shared()
         try:
             yield
         finally:
-            depth.exclusive = 0
-            with self._cond:
-                self._writer = None
-                self._cond.notify_all()
+            self.release_shared()
+
+    @contextmanager
+    def exclusive(self):
+        self.acquire_exclusive()
+        try:
+            yield
+        finally:
+            self.release_exclusive()

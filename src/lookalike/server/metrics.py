@@ -13,6 +13,7 @@ Counted as requests are served (``prometheus-client`` counters and histograms):
 Read from the server's state at each scrape:
 
     lookalike_points{collection}                             points of each open collection
+    lookalike_unindexed_points{collection,index}             the unindexed tail of each loaded index
     lookalike_index_building{collection,index}               1 while a build of that index runs
     lookalike_query_log_queue                                query-log rows waiting for the writer thread
 
@@ -28,8 +29,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-# (collection, points, index being built or None) of each open collection; the query log's queued rows
-CollectionGauges = Callable[[], list[tuple[str, int, str | None]]]
+# (collection, points, index being built or None, {index: unindexed points}) of each open collection; the query
+# log's queued rows
+CollectionGauges = Callable[[], list[tuple[str, int, str | None, dict[str, int]]]]
 QueueLength = Callable[[], int]
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -103,12 +105,18 @@ class StateCollector:
         points = GaugeMetricFamily("lookalike_points", "Points of each open collection", labels=["collection"])
         building = GaugeMetricFamily("lookalike_index_building", "1 while an index build runs",
                                      labels=["collection", "index"])
-        for name, count, build in self.collections():
+        tail = GaugeMetricFamily("lookalike_unindexed_points", "Points written since the index last caught up "
+                                 "(searched exactly until the background indexer folds them in)",
+                                 labels=["collection", "index"])
+        for name, count, build, unindexed in self.collections():
             points.add_metric([name], count)
             if build is not None:
                 building.add_metric([name, build], 1)
+            for index, rows in unindexed.items():
+                tail.add_metric([name, index], rows)
         yield points
         yield building
+        yield tail
         queue = GaugeMetricFamily("lookalike_query_log_queue", "Query-log rows waiting to be written")
         queue.add_metric([], self.queue())
         yield queue

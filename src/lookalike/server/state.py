@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._rwlock import ReadWriteLock
 from ..collection import Collection
 from ..database import Database, check_name
 from ..errors import (
@@ -56,6 +57,35 @@ class ServerConfig:
     #                            e.g. to pin shard i to the node holding its directory; as ShardedDatabase takes them
 
 
+class HandleLock:
+    """What a request holds while it uses a handle's collection.  A ``Collection`` is thread-safe (searches run
+    beside each other and beside writes; it locks its own state briefly), so requests hold this lock *shared*;
+    swapping in a rebuilt collection, dropping or closing it holds it ``alone()``.  A sharded collection's
+    requests hold it alone, one at a time, as before."""
+
+    def __init__(self, shared: bool):
+        self._lock = ReadWriteLock()
+        self._shared = shared
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if self._shared:
+            return self._lock.acquire_shared(blocking)
+        return self._lock.acquire_exclusive(blocking)
+
+    def release(self) -> None:
+        (self._lock.release_shared if self._shared else self._lock.release_exclusive)()
+
+    def __enter__(self) -> "HandleLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def alone(self):
+        return self._lock.exclusive()
+
+
 class CollectionHandle:
     """The serving ``Collection`` of one name, its lock, and which of its indexes are loaded in memory."""
 
@@ -63,8 +93,10 @@ class CollectionHandle:
         self.name = name
         self.db_path = db_path
         self.sharded = opener is not None and opener.sharded
-        self.lock = threading.RLock()
+        self.lock = HandleLock(shared=not self.sharded)
         self.db, self._collection = open_collection(db_path, name, opener)
+        if hasattr(self._collection, "start_indexing"):  # writes only append: a thread folds them into the indexes
+            self._collection.start_indexing()
         self.loaded: set[str] = set()  # indexes known to be in memory: querying them never reads index files
         self.fallback_index = "flat"  # what a default query uses while its default index is first being built
         self.building: str | None = None  # index type a build process is working on
@@ -103,12 +135,16 @@ class CollectionHandle:
 
     def swap(self, db: Database, collection: Collection, loaded: set[str]) -> None:
         """Serve ``collection`` from now on (call with a warmed collection, from any thread)."""
-        with self.lock:
+        with self.lock.alone():
             # The old objects are dropped, not closed: close() would save their in-memory indexes over the
             # files the build just wrote.  Their SQLite connection closes when they are collected.
             if self.dropped:
                 return
+            old = self._collection
             self.db, self._collection, self.loaded = db, collection, set(loaded)
+            if hasattr(old, "stop_indexing"):
+                old.stop_indexing()
+                collection.start_indexing()
             self.fallback_index = self._default_or_flat()
 
     def _default_or_flat(self) -> str:
@@ -116,7 +152,7 @@ class CollectionHandle:
         return default if default in self.loaded else "flat"
 
     def close(self) -> None:
-        with self.lock:
+        with self.lock.alone():
             self.db.close()
 
 
@@ -146,14 +182,17 @@ class ServerState:
             return None
 
     # --- collections
-    def collection_gauges(self) -> list[tuple[str, int, str | None]]:
-        """(name, points, index being built or None) of each open collection, for the metrics scrape."""
+    def collection_gauges(self) -> list[tuple[str, int, str | None, dict[str, int]]]:
+        """(name, points, index being built or None, unindexed points per loaded index) of each open collection,
+        for the metrics scrape."""
         with self._handles_lock:
             handles = list(self._handles.items())
         gauges = []
         for name, handle in handles:
             try:
-                gauges.append((name, len(handle.collection), handle.building))
+                col = handle.collection
+                unindexed = col.unindexed() if hasattr(col, "unindexed") else {}
+                gauges.append((name, len(col), handle.building, unindexed))
             except LookalikeError:  # dropped or closing meanwhile: not reported
                 continue
         return gauges
@@ -190,7 +229,7 @@ class ServerState:
         """Drop a collection: refused (409) while one of its indexes is being built.  Requests that already hold
         its handle get a 404 once they take its lock."""
         handle = self.handle(name)
-        with handle.lock:
+        with handle.lock.alone():
             if handle.building is not None:
                 raise BuildInProgressError(
                     f"a {handle.building!r} index of {name!r} is being built: wait for it (GET .../index) before "
