@@ -117,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="the snapshot file (lookalike snapshot)")
     p.set_defaults(handler=cmd_restore)
 
+    p = sub.add_parser("check", help="verify every collection's vector log against its checksums, and its SQLite "
+                       "file", parents=[db])
+    p.set_defaults(handler=cmd_check)
+
+    p = sub.add_parser("migrate", help="move a database written by an older release to this release's layout "
+                       "(opening it does the same)", parents=[db])
+    p.set_defaults(handler=cmd_migrate)
+
+    p = sub.add_parser("optimize", help="fold every point written since the indexes last caught up into them",
+                       parents=[db])
+    p.add_argument("name", help="collection")
+    p.set_defaults(handler=cmd_optimize)
+
     p = sub.add_parser("info", help="describe the database or one collection", parents=[db])
     p.add_argument("name", nargs="?")
     p.add_argument("--json", action="store_true")
@@ -428,6 +441,30 @@ def cmd_restore(args) -> int:
     db = Database.restore(args.file, args.db)
     print(f"restored {args.file} into {db.path}: collections {db.list_collections()}")
     db.close()
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .database import check
+
+    for name, report in check(args.db).items():
+        print(f"{name}: {report['rows']:,} rows in {report['batches']} batches, checksums and SQLite ok")
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    from .database import Database, migrate
+
+    moved = migrate(args.db)
+    Database(args.db, create=False).close()  # the marker is checked as every later open will
+    print(f"{args.db}: " + (f"migrated {', '.join(moved)}" if moved else "already in this release's format"))
+    return 0
+
+
+def cmd_optimize(args) -> int:
+    with _open(args) as db:
+        done = db.get_collection(args.name).optimize()
+    print(", ".join(f"{index}: {rows:,} rows indexed" for index, rows in done.items()) or "no index to catch up")
     return 0
 
 

@@ -36,6 +36,7 @@ class PointStore:
         self.flat: FlatIndex | None = None
         self.version = -1  # the SQLite data version the live flags reflect
         self.ids: _IdMap | None = None
+        self._uncommitted_cut = False  # bytes past the committed rows are cut off before this process's first append
 
     def _log_of(self, generation: str) -> VectorLog:
         return VectorLog(self.directory, generation, self.dim, with_norms=self.normalize)
@@ -100,6 +101,9 @@ class PointStore:
         log = self.log if self.log is not None and self.log.generation == generation else self._log_of(generation)
         if not log.exists():
             log.create()
+        elif not self._uncommitted_cut:  # what a crash left past the committed rows goes (write lock held)
+            log.trim(rows)
+            self._uncommitted_cut = True
         crc = log.append(rows, vectors, labels, norms)
         store.record_batch(generation, rows, len(labels), crc)
 
