@@ -283,10 +283,7 @@ class Collection:
         that kind of query (``tune(..., modality=)``), when there are some.  Points written since the index last
         caught up are searched exactly and merged in: every acknowledged write is found.
         """
-        k = check_k(k)
-        q = as_matrix(vectors, self.dim, what="queries")
-        if modality is not None:
-            tuned_key(FLAT, modality)  # an unknown modality raises here
+        q, k = self._checked_query(vectors, k, modality)
         # One pragma says whether anything was written since the last catch-up; if not, no transaction at all.
         self._ensure_synced()
         name = self._default_index if index is None else index
@@ -295,6 +292,35 @@ class Collection:
                 self._synced_index(name)  # loaded (or rebuilt) once, then kept
         with self._lock.shared():
             return self._query_in_memory(q, k, where, name, with_recall, include_metadata, modality, query_params)
+
+    def query_now(self, vectors: Any, k: int = 10, where: dict[str, Any] | None = None, index: str | None = None,
+                  **query_params: Any) -> SearchResult | None:
+        """``query`` if it can run at once, else None: nothing to catch up, the index loaded, and no write or
+        indexing step holding (or waiting for) the collection.  The server answers such a query on its event loop,
+        where waiting would stall every other request; otherwise it calls ``query`` in a worker thread."""
+        q, k = self._checked_query(vectors, k, query_params.get("modality"))
+        if self._store.change_stamp() != self._synced_stamp:
+            return None
+        name = self._default_index if index is None else index
+        if not self._lock.acquire_shared(blocking=False):
+            return None
+        try:
+            if name != FLAT and name not in self._indexes:
+                return None
+            params = dict(query_params)
+            modality = params.pop("modality", None)
+            with_recall = params.pop("with_recall", False)
+            include_metadata = params.pop("include_metadata", True)
+            return self._query_in_memory(q, k, where, name, with_recall, include_metadata, modality, params)
+        finally:
+            self._lock.release_shared()
+
+    def _checked_query(self, vectors: Any, k: int, modality: str | None) -> tuple[np.ndarray, int]:
+        k = check_k(k)
+        q = as_matrix(vectors, self.dim, what="queries")
+        if modality is not None:
+            tuned_key(FLAT, modality)  # an unknown modality raises here
+        return q, k
 
     def search(self, text: str | None = None, image: Any = None, k: int = 10, where: dict[str, Any] | None = None,
                index: str | None = None, **query_params: Any) -> SearchResult:

@@ -25,6 +25,8 @@ from .types import SearchResult
 TAIL_BYTES = 16 << 20
 STEP_SECONDS = 0.004  # an indexing step holds the collection exclusively for about this long
 FIRST_STEP_ROWS = 32
+SAVE_WHEN_IDLE_S = 2.0  # index files are saved once writes pause this long (or every SAVE_AT_LEAST_S under load)
+SAVE_AT_LEAST_S = 120.0
 
 
 def tail_limit(dim: int) -> int:
@@ -77,8 +79,9 @@ class StepSize:
 
 class BackgroundIndexer:
     """A daemon thread that keeps a collection's indexes caught up with its writes: woken by each write, it runs
-    ``step()`` (one short indexing step, returns whether work is left) until the tail is empty, then ``rest()``
-    (save the index files, off the request path).  ``stop()`` ends it after the step in progress."""
+    ``step()`` (one short indexing step, returns whether work is left) until the tail is empty; once writes pause
+    for SAVE_WHEN_IDLE_S it runs ``rest()`` (save the index files, off the request path: saving a large graph after
+    every write would compete with the searches).  ``stop()`` ends it after the step in progress."""
 
     def __init__(self, name: str, step: Callable[[], bool], rest: Callable[[], None]):
         self._step, self._rest = step, rest
@@ -92,17 +95,19 @@ class BackgroundIndexer:
         self._wake.set()
 
     def _run(self) -> None:
+        unsaved_since = None  # when the indexes first changed since their last save
         while not self._stopping:
-            self._wake.wait()
+            woken = self._wake.wait(SAVE_WHEN_IDLE_S if unsaved_since is not None else None)
             self._wake.clear()
             self.busy = True
             try:
-                worked = False
                 while not self._stopping and self._step():
-                    worked = True
+                    unsaved_since = unsaved_since or time.monotonic()
                     time.sleep(0)  # let a waiting search in between steps
-                if worked and not self._stopping:
-                    self._rest()
+                overdue = unsaved_since is not None and time.monotonic() - unsaved_since > SAVE_AT_LEAST_S
+                if unsaved_since is not None and (not woken or overdue) and not self._stopping:
+                    self._rest()  # writes paused (or too long unsaved): save, off the request path
+                    unsaved_since = None
             except Exception:  # an index the indexer cannot extend is reported by the next search, not here
                 import logging
 

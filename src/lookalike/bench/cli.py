@@ -101,6 +101,16 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                            help="instead of the above: generated phrasings ('white X', 'a striped X', 'a long dress', "
                                 "...) searched on a Fashion-MNIST catalog (default collection fashion-mnist); the "
                                 "hits' within-class percentiles of lightness, texture and shape, and photo precision")
+    writes = parser.add_argument_group("searches while another client writes")
+    writes.add_argument("--writes", action="store_true",
+                        help="instead of the above: one client searches a served collection (N x D from "
+                             "--writes-size, HNSW) alone, then while a second adds --writes-new points in batches "
+                             "of 1,000 over HTTP: its latency, the writer's vectors/s, read-your-writes")
+    writes.add_argument("--writes-size", default="100k:128", metavar="N:D",
+                        help="the served collection (default 100k:128)")
+    writes.add_argument("--writes-new", default="20k", metavar="N", help="points the writer adds (default 20k)")
+    writes.add_argument("--chroma-python", default=None, metavar="PYTHON",
+                        help="a Python with chromadb installed: Chroma's server measured the same way, same run")
     out.add_argument("--show", default=None, metavar="RESULT.json",
                      help="print the table (and redraw the plots unless --no-plot) of a saved result, and exit")
 
@@ -116,6 +126,8 @@ def run_bench(args: argparse.Namespace) -> int:
             return _modalities(args)
         if args.descriptions:
             return _descriptions(args)
+        if args.writes:
+            return _writes(args)
         return _run(args)
     except LookalikeError as exc:
         print(f"lookalike bench: {exc}", file=sys.stderr)
@@ -141,6 +153,29 @@ def _modalities(args: argparse.Namespace) -> int:
             out = Path(args.out)
             out.mkdir(parents=True, exist_ok=True)
             plot(curves, str(out / f"modalities-{col.name}"), col.name)
+    return 0
+
+
+def _writes(args: argparse.Namespace) -> int:
+    """``--writes``: lookalike.bench.writes, printed and written as JSON into --out."""
+    import json
+    import tempfile
+    from datetime import datetime
+
+    from .datasets import _parse_count
+    from .writes import measure_writes, report
+
+    size, _, dim = args.writes_size.partition(":")
+    n, d = _parse_count(size, args.writes_size), _parse_count(dim or "128", args.writes_size)
+    new = _parse_count(args.writes_new, args.writes_new)
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-writes-") as work:
+        results = measure_writes(Path(work), n=n, dim=d, new=new, seed=args.seed, chroma_python=args.chroma_python)
+    print(report(results))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"writes-{datetime.now():%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps(results, indent=1))
+    print(f"written {path}")
     return 0
 
 

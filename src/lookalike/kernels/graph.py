@@ -452,7 +452,7 @@ def insert_node(c, vectors, graph, entry, M, ef_construction, is_ip, locks, tags
     return epoch
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)  # nogil: searches of other threads go on
 def insert_batch(vectors, graph, entry, next_node, stop, M, ef_construction, is_ip, locks, tags, epochs, c_keys,
                  c_nodes):
     """Insert nodes next_node[0] .. stop-1 with one worker per row of the scratch: ``tags`` / ``epochs``
@@ -509,7 +509,7 @@ def _query_scratch(c_keys, c_nodes, ef, max_degree):
             np.empty(0, dtype=np.int32))
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(fastmath=FASTMATH, cache=True, nogil=True)
 def search_one(q, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags, epochs, c_keys, c_nodes,
                normalize=False):
     """One query, no thread pool: the low-overhead path for single searches.  Uses row 0 of the scratch.
@@ -536,7 +536,7 @@ def search_one(q, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags, epo
     return out_rows, out_raw
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def search_many(queries, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags, epochs, c_keys, c_nodes):
     """A batch of queries: worker w answers queries w, w + W, w + 2W, ... with row w of the scratch."""
     nq = queries.shape[0]

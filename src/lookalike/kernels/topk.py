@@ -63,10 +63,11 @@ def _sort_heaps(heap_keys, heap_rows):
 
 # Each kernel compiled twice: waking a thread pool costs more than a few queries' work, so small batches run
 # on the calling thread (prange is a plain range there).
-push_block = numba.njit(parallel=True, cache=True)(_push_block)
-push_block_serial = numba.njit(cache=True)(_push_block)
-sort_heaps = numba.njit(parallel=True, cache=True)(_sort_heaps)
-sort_heaps_serial = numba.njit(cache=True)(_sort_heaps)
+# nogil: a search in one thread and an indexing step or another search in another run on two cores at once
+push_block = numba.njit(parallel=True, cache=True, nogil=True)(_push_block)
+push_block_serial = numba.njit(cache=True, nogil=True)(_push_block)
+sort_heaps = numba.njit(parallel=True, cache=True, nogil=True)(_sort_heaps)
+sort_heaps_serial = numba.njit(cache=True, nogil=True)(_sort_heaps)
 PARALLEL_MIN_QUERIES = 16
 
 

@@ -3,6 +3,7 @@ hits, log the query.  Shared by the JSON route (text / vector / item) and the ph
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import re
 import time
@@ -106,8 +107,14 @@ def query_collection(handle: CollectionHandle, vectors: Any, k: int, *, index: s
         if modality is not None and not handle.sharded:  # parameters tuned for text or photo queries
             params = {"modality": modality, **params}
         try:
-            result = col.query(vectors, k, where=where, index=name, with_recall=with_recall,
-                               include_metadata=include_metadata, **params)
+            if _ON_EVENT_LOOP.get():  # answer_quickly: only if nothing has to wait
+                result = col.query_now(vectors, k, where=where, index=name, with_recall=with_recall,
+                                       include_metadata=include_metadata, **params)
+                if result is None:
+                    raise _WouldWait
+            else:
+                result = col.query(vectors, k, where=where, index=name, with_recall=with_recall,
+                                   include_metadata=include_metadata, **params)
         except LookalikeError:
             raise
         except (TypeError, ValueError) as exc:  # a parameter value the index's kernel cannot take
@@ -170,16 +177,28 @@ def _round(ms: float | None) -> float | None:
     return None if ms is None else round(float(ms), 3)
 
 
+class _WouldWait(Exception):
+    """A query tried on the event loop found the collection busy (a write publishing, an indexing step, a catch-up
+    due): it goes to the thread pool instead."""
+
+
+_ON_EVENT_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("lookalike_on_event_loop", default=False)
+
+
 async def answer_quickly(handle: CollectionHandle, call, *, cheap: bool):
     """Run ``call()`` (a query of ``handle``'s collection) on the event loop when it is cheap (one vector, no exact
-    search behind it) and the collection's lock is free at once: a worker thread's hand-off costs more than
-    such a query.  Anything else (a batch, with_recall, a text to embed, a writer holding the lock) goes to the
-    thread pool, so the loop never waits."""
+    search behind it) and can run at once (``Collection.query_now``): a worker thread's hand-off costs more than
+    such a query.  Anything else (a batch, with_recall, a text to embed, a write or an indexing step holding the
+    collection) goes to the thread pool, so the loop never waits."""
     from starlette.concurrency import run_in_threadpool
 
     if cheap and handle.lock.acquire(blocking=False):
+        token = _ON_EVENT_LOOP.set(not handle.sharded)
         try:
             return call()
+        except _WouldWait:
+            pass
         finally:
+            _ON_EVENT_LOOP.reset(token)
             handle.lock.release()
     return await run_in_threadpool(call)

@@ -1,0 +1,54 @@
+"""Starting a server for a benchmark, the one way every suite and script does it: ``lookalike serve`` on
+127.0.0.1 in a subprocess, with the environment users run with (these machines' BLAS slow-downs unset),
+returned once it answers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+BLAS_SLOWDOWNS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # set on these machines, not on users': unset
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(ready: Callable[[], bool], proc: subprocess.Popen, what: str, timeout: float = 120.0) -> None:
+    """Poll ``ready()`` (exceptions count as not yet) until it holds; the process dying or the time running out
+    raises RuntimeError."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if ready():
+                return
+        except Exception:  # noqa: BLE001 - connection refused and the like: not up yet
+            pass
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            raise RuntimeError(f"{what} exited: {err}")
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{what} did not come up in {timeout:.0f} s")
+
+
+def start_lookalike(db: str | Path, port: int, *, workers: int = 1, api_key: str | None = None) -> subprocess.Popen:
+    """`lookalike serve --db DB --port PORT` on 127.0.0.1, returned once /api/health answers."""
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_SLOWDOWNS}
+    if api_key:
+        env["LOOKALIKE_API_KEY"] = api_key
+    command = [sys.executable, "-m", "lookalike.cli", "serve", "--db", str(db), "--host", "127.0.0.1",
+               "--port", str(port), "--workers", str(workers)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200, proc,
+               "lookalike serve")
+    return proc
