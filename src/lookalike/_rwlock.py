@@ -1,8 +1,9 @@
 """A readers-writer lock: many searches at once, or one change to the in-memory state of a collection.
 
 Writers are preferred: once a change waits, new readers queue behind it, so the background indexer's short steps
-and a write's publication never starve under a stream of searches (a search then waits for at most the readers
-already inside plus one step).  Both sides are re-entrant per thread, and a thread holding the exclusive side may
+and a write's publication never starve under a stream of searches.  Readers are not starved either: when a change
+ends, the readers that waited for it go in before the next change (the indexer, stepping again at once, would
+otherwise take the lock back before a woken reader runs), so a search waits for at most one step.  Both sides are re-entrant per thread, and a thread holding the exclusive side may
 also take the shared side; a reader may not upgrade (take the exclusive side while reading).
 """
 
@@ -18,6 +19,8 @@ class ReadWriteLock:
         self._readers = 0
         self._writer: int | None = None
         self._writers_waiting = 0
+        self._readers_waiting = 0
+        self._readers_turn = 0  # readers admitted ahead of the next change: those that waited for the last one
         self._depth = threading.local()  # per thread: shared and exclusive nesting
 
     def _counts(self):
@@ -33,10 +36,17 @@ class ReadWriteLock:
             depth.shared += 1
             return True
         with self._cond:
-            while self._writer is not None or self._writers_waiting:
+            if self._writer is not None or (self._writers_waiting and not self._readers_turn):
                 if not blocking:
                     return False
-                self._cond.wait()
+                self._readers_waiting += 1
+                try:
+                    while self._writer is not None or (self._writers_waiting and not self._readers_turn):
+                        self._cond.wait()
+                finally:
+                    self._readers_waiting -= 1
+                if self._readers_turn:
+                    self._readers_turn -= 1
             self._readers += 1
         depth.shared = 1
         return True
@@ -60,11 +70,11 @@ class ReadWriteLock:
         if depth.shared:
             raise RuntimeError("a reader cannot upgrade to the exclusive side of a ReadWriteLock")
         with self._cond:
-            if not blocking and (self._writer is not None or self._readers):
+            if not blocking and (self._writer is not None or self._readers or self._readers_turn):
                 return False
             self._writers_waiting += 1
             try:
-                while self._writer is not None or self._readers:
+                while self._writer is not None or self._readers or self._readers_turn:
                     self._cond.wait()
             finally:
                 self._writers_waiting -= 1
@@ -79,6 +89,7 @@ class ReadWriteLock:
             return
         with self._cond:
             self._writer = None
+            self._readers_turn = self._readers_waiting  # they go first, then the next change
             self._cond.notify_all()
 
     @contextmanager

@@ -55,7 +55,7 @@ from .index.registry import from_config, get_index_class
 from .metrics import get_metric, normalize_rows, prepare, similarity
 from .storage.sqlite import CollectionStore
 from .store import FLAT, PointStore, Written
-from .tail import BackgroundIndexer, StepSize, search_with_tail, tail_limit, unindexed
+from .tail import CONCURRENT_STEP_FACTOR, BackgroundIndexer, StepSize, search_with_tail, tail_limit, unindexed
 from .types import SearchResult
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class Collection:
         self._tuned: dict[str, dict[str, Any]] = {}
         self._lock = ReadWriteLock()  # shared: searches; exclusive: catching up, an indexing step, a rebuild
         self._write_lock = threading.RLock()  # one writer at a time in this process (SQLite orders processes)
+        self._indexing = threading.Lock()  # one indexing step at a time (the background thread or a writer)
         self._indexer: BackgroundIndexer | None = None
 
     # ================================================================== info
@@ -388,7 +389,7 @@ class Collection:
         config = {"type": type, "dim": self.dim, "metric": self.metric, **params}
         fresh = from_config(config)  # validates the type and the parameters
         self._sync()
-        with self._write_lock:  # the rows stay as they are while the build reads them
+        with self._write_lock, self._indexing:  # the rows stay as they are while the build reads them
             with self._lock.shared():
                 t0 = time.perf_counter()
                 self._fill_from_flat(fresh)
@@ -464,7 +465,7 @@ class Collection:
         on a catalog of photos): sample query vectors link their nearest points together in the graph (see
         ``HNSWIndex.add_query_edges``), and the index is saved.  Returns what was added."""
         self.optimize(index)
-        with self._lock.exclusive():
+        with self._indexing, self._lock.exclusive():
             synced = self._synced_index(index)
             adapt = getattr(synced.index, "add_query_edges", None)
             if adapt is None:
@@ -519,20 +520,31 @@ class Collection:
         return done
 
     def _index_step(self, name: str) -> int:
-        """One short step of the indexer: the next rows of the tail into index ``name``.  Returns the rows taken."""
-        with self._lock.exclusive():
-            synced = self._indexes.get(name)
-            if synced is None:
+        """One short step of the indexer: the next rows of the tail into index ``name``.  Returns the rows taken.
+        The collection is held exclusively only to make room for the rows; an index that links them beside
+        searches (HNSW, ``concurrent_add``) then does so holding nothing, so neither searches nor a write's
+        publication wait for it; any other index is held exclusively for the whole (short) step."""
+        with self._indexing:
+            with self._lock.exclusive():
+                synced = self._indexes.get(name)
+                if synced is None:
+                    return 0
+                index, flat = synced.index, self._points.flat
+                if index.n_rows >= flat.n_rows:
+                    return 0
+                whole_tail = index.needs_training and not index.is_trained  # it learns from all it can see
+                stop = flat.n_rows if whole_tail else min(flat.n_rows, index.n_rows + synced.step.rows)
+                t0 = time.perf_counter()
+                if not index.concurrent_add:
+                    taken = index.add_source_rows(stop)
+                    synced.step.measured(taken, time.perf_counter() - t0)
+                    return taken
+                start = index.begin_source_rows(stop)
+            if start is None:
                 return 0
-            index, flat = synced.index, self._points.flat
-            if index.n_rows >= flat.n_rows:
-                return 0
-            whole_tail = index.needs_training and not index.is_trained  # it learns from all it can see
-            stop = flat.n_rows if whole_tail else min(flat.n_rows, index.n_rows + synced.step.rows)
-            t0 = time.perf_counter()
-            taken = index.add_source_rows(stop)
-            synced.step.measured(taken, time.perf_counter() - t0)
-            return taken
+            index.link_source_rows(start, stop)
+            synced.step.measured(stop - start, (time.perf_counter() - t0) / CONCURRENT_STEP_FACTOR)
+            return stop - start
 
     def _step_any(self) -> bool:
         """One indexing step on the first loaded index with a tail (the background indexer's unit of work)."""
@@ -570,8 +582,9 @@ class Collection:
 
     # ================================================================== lifecycle
     def flush(self) -> None:
-        """Save every in-memory index that is newer than its files (the data itself is always durable)."""
-        with self._lock.shared():
+        """Save every in-memory index that is newer than its files (the data itself is always durable).  No
+        indexing step runs meanwhile: an index is saved between two steps, whole."""
+        with self._indexing, self._lock.shared():
             for name, synced in list(self._indexes.items()):
                 self._save(name, synced)
 
@@ -679,7 +692,7 @@ class Collection:
         flat = self._points.flat
         if flat.n_deleted <= max(1000, len(flat)):
             return
-        with self._lock.exclusive():
+        with self._indexing, self._lock.exclusive():
             self._catch_up(None)
             for name in self._store.index_configs():
                 self._synced_index(name)

@@ -4,6 +4,9 @@ the indexer folds the tail into the index in short steps, beside the searches.
 
 The tail is the flat index's rows past the ones the index holds (an attached index's row r is the flat's row r),
 so it needs no bookkeeping of its own: deleted rows are skipped by the flat's live flags, like everywhere else.
+An HNSW index takes new rows while searches go on (``concurrent_add``): a search scans exactly every row past
+those the graph had when it started (``searchable_rows``), so none is missed, and keeps a point found both ways
+once.
 Its exact scan costs a matrix product over at most ``tail_limit(dim)`` rows (16 MB of vectors: 32,768 rows of
 128 floats, about 1 ms per query here); a write that leaves more behind indexes until it is back under the
 limit (back-pressure: the writer pays, never the readers).
@@ -11,6 +14,7 @@ limit (back-pressure: the writer pays, never the readers).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Callable
@@ -24,7 +28,9 @@ from .types import SearchResult
 
 TAIL_BYTES = 16 << 20
 STEP_SECONDS = 0.004  # an indexing step holds the collection exclusively for about this long
+CONCURRENT_STEP_FACTOR = 10  # a step nobody waits for (HNSW links beside searches) may last 10x longer
 FIRST_STEP_ROWS = 32
+INDEXER_NICE = 10  # the background indexer's thread runs at this niceness
 SAVE_WHEN_IDLE_S = 2.0  # index files are saved once writes pause this long (or every SAVE_AT_LEAST_S under load)
 SAVE_AT_LEAST_S = 120.0
 
@@ -41,8 +47,8 @@ def unindexed(index: Index, flat: FlatIndex) -> int:
 def search_with_tail(index: Index, flat: FlatIndex, queries: np.ndarray, k: int, allowed: Any,
                      params: dict[str, Any]) -> SearchResult:
     """The index's answer merged with the exact answer over the flat's rows it does not hold yet."""
+    start = index.searchable_rows  # read before the search: rows an insertion adds meanwhile are in the tail too
     result = index.search(queries, k, allowed_ids=allowed, **params)
-    start = index.n_rows if index is not flat else flat.n_rows
     if start >= flat.n_rows:
         return result
     mask = np.asarray(flat.live[start:])
@@ -56,12 +62,21 @@ def search_with_tail(index: Index, flat: FlatIndex, queries: np.ndarray, k: int,
 
 
 def merge_results(a: SearchResult, b: SearchResult, k: int) -> SearchResult:
-    """One top-k of two answers over disjoint points (distances: smaller is nearer, padding +inf)."""
+    """One top-k of two answers (distances: smaller is nearer, padding +inf).  A point in both (one the index
+    linked while the tail was scanned) is kept once."""
     ids = np.concatenate([a.ids, b.ids], axis=1)
     distances = np.concatenate([a.distances, b.distances], axis=1)
-    order = np.argsort(distances, axis=1, kind="stable")[:, :k]
-    return SearchResult(ids=np.take_along_axis(ids, order, axis=1),
-                        distances=np.take_along_axis(distances, order, axis=1))
+    order = np.argsort(distances, axis=1, kind="stable")
+    ids, distances = np.take_along_axis(ids, order, axis=1), np.take_along_axis(distances, order, axis=1)
+    if len(np.intersect1d(a.ids[a.ids >= 0], b.ids[b.ids >= 0])):
+        for row in range(len(ids)):
+            _, first = np.unique(ids[row], return_index=True)
+            keep = np.sort(first[ids[row][first] >= 0])
+            kept = np.full(ids.shape[1], -1, dtype=ids.dtype)
+            kept_d = np.full(ids.shape[1], np.inf, dtype=distances.dtype)
+            kept[: len(keep)], kept_d[: len(keep)] = ids[row][keep], distances[row][keep]
+            ids[row], distances[row] = kept, kept_d
+    return SearchResult(ids=ids[:, :k], distances=distances[:, :k])
 
 
 class StepSize:
@@ -95,6 +110,13 @@ class BackgroundIndexer:
         self._wake.set()
 
     def _run(self) -> None:
+        import numba
+
+        numba.set_num_threads(1)  # this thread's kernels use one core: the other is the searches'
+        try:  # and it yields the CPU to searches and writes: nobody waits for it, it uses what they leave
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INDEXER_NICE)
+        except (OSError, AttributeError):
+            pass
         unsaved_since = None  # when the indexes first changed since their last save
         while not self._stopping:
             woken = self._wake.wait(SAVE_WHEN_IDLE_S if unsaved_since is not None else None)

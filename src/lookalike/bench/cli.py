@@ -111,6 +111,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     writes.add_argument("--writes-new", default="20k", metavar="N", help="points the writer adds (default 20k)")
     writes.add_argument("--chroma-python", default=None, metavar="PYTHON",
                         help="a Python with chromadb installed: Chroma's server measured the same way, same run")
+    ingest = parser.add_argument_group("durable ingest, disk, cold start, memory")
+    ingest.add_argument("--ingest", default=None, metavar="N:D",
+                        help="instead of the above: N x D vectors (e.g. 1m:128) added in durable batches of 50,000 "
+                             "by a fresh process; the directory's bytes, a fresh process's open + first exact query, "
+                             "its memory after exact, IVF and IVF-PQ queries")
+    ingest.add_argument("--peer-python", default=None, metavar="PYTHON",
+                        help="a Python with lancedb and/or chromadb: their ingest and bytes on disk, same run")
+    ingest.add_argument("--peer-size", default=None, metavar="N", help="points the peers ingest (default: N)")
     out.add_argument("--show", default=None, metavar="RESULT.json",
                      help="print the table (and redraw the plots unless --no-plot) of a saved result, and exit")
 
@@ -128,6 +136,8 @@ def run_bench(args: argparse.Namespace) -> int:
             return _descriptions(args)
         if args.writes:
             return _writes(args)
+        if args.ingest:
+            return _ingest(args)
         return _run(args)
     except LookalikeError as exc:
         print(f"lookalike bench: {exc}", file=sys.stderr)
@@ -174,6 +184,30 @@ def _writes(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"writes-{datetime.now():%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps(results, indent=1))
+    print(f"written {path}")
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    """``--ingest N:D``: lookalike.bench.ingest, printed and written as JSON into --out."""
+    import json
+    import tempfile
+    from datetime import datetime
+
+    from .datasets import _parse_count
+    from .ingest import measure_ingest, report
+
+    size, _, dim = args.ingest.partition(":")
+    n, d = _parse_count(size, args.ingest), _parse_count(dim or "128", args.ingest)
+    peer_n = _parse_count(args.peer_size, args.peer_size) if args.peer_size else None
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-ingest-", dir=args.cache_dir) as work:
+        results = measure_ingest(Path(work), n=n, dim=d, seed=args.seed, peer_python=args.peer_python,
+                                 peer_n=peer_n)
+    print(report(results))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"ingest-{datetime.now():%Y%m%d-%H%M%S}.json"
     path.write_text(json.dumps(results, indent=1))
     print(f"written {path}")
     return 0

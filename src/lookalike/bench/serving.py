@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -32,7 +33,11 @@ def wait_until(ready: Callable[[], bool], proc: subprocess.Popen, what: str, tim
         except Exception:  # noqa: BLE001 - connection refused and the like: not up yet
             pass
         if proc.poll() is not None:
-            err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            err = ""
+            log = getattr(proc, "log_file", None)
+            if log is not None:
+                log.seek(0)
+                err = log.read().decode(errors="replace")[-2000:]
             raise RuntimeError(f"{what} exited: {err}")
         time.sleep(0.3)
     proc.kill()
@@ -48,7 +53,10 @@ def start_lookalike(db: str | Path, port: int, *, workers: int = 1, api_key: str
         env["LOOKALIKE_API_KEY"] = api_key
     command = [sys.executable, "-m", "lookalike.cli", "serve", "--db", str(db), "--host", "127.0.0.1",
                "--port", str(port), "--workers", str(workers)]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # its log (one line per request) goes to a file: a pipe nobody reads would fill up and stall the server
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    proc.log_file = log
     wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200, proc,
                "lookalike serve")
     return proc

@@ -96,6 +96,9 @@ class Index:
     #: whether this index, attached, reads its source's rows at random (re-ranking a few candidates): the
     #: collection then tells the kernel not to read ahead in the mapped store
     reads_source_at_random: ClassVar[bool] = False
+    #: whether searches may run while ``add_source_rows`` runs (they then see ``searchable_rows`` rows): the
+    #: collection's indexer then holds the index shared, not exclusively
+    concurrent_add: ClassVar[bool] = False
 
     def __init__(self, dim: int, metric: str = "l2", **params: Any):
         from .._validation import check_positive_int
@@ -112,6 +115,7 @@ class Index:
         self._source: Index | None = None  # the index whose rows this one shares (see attach)
         #: names this row numbering: a new one whenever rows are renumbered (a new index, compact, permute)
         self.generation = uuid.uuid4().hex
+        self._searchable: int | None = None  # set while rows past it are being added beside searches
 
     # ------------------------------------------------------------------ properties
     @property
@@ -138,6 +142,12 @@ class Index:
     @property
     def n_rows(self) -> int:
         return len(self._live)
+
+    @property
+    def searchable_rows(self) -> int:
+        """Rows a search finds: all of them, except while ``add_source_rows`` inserts new ones beside searches."""
+        searchable = self._searchable
+        return self.n_rows if searchable is None else searchable
 
     @property
     def owns_vectors(self) -> bool:
@@ -239,20 +249,45 @@ class Index:
     def add_source_rows(self, stop: int) -> int:
         """Attached index: take the source's rows [n_rows, stop), its live ones as points and the others as dead
         rows (what the background indexer does, step by step).  Returns how many rows were taken."""
+        start = self.begin_source_rows(stop)
+        if start is None:
+            return 0
+        self.link_source_rows(start, stop)
+        return stop - start
+
+    def begin_source_rows(self, stop: int) -> int | None:
+        """The first half of ``add_source_rows``: the live flags of the new rows and room for them (the
+        collection holds the index exclusively for it).  Returns the first new row, or None when there is
+        nothing to take yet.  Searches see the rows before it until ``link_source_rows`` is done."""
         start = self.n_rows
         if self._source is None or stop <= start:
-            return 0
+            return None
         live = np.array(self._source.live[start:stop], dtype=np.bool_)
         n_live = int(live.sum())
         if self.needs_training and not self.is_trained:
             if n_live == 0:
-                return 0  # nothing to learn from yet: wait for live rows
+                return None  # nothing to learn from yet: wait for live rows
             self._train(self._source.vectors[start:stop][live])
+        self._searchable = start
         self._live.extend(live)
         self._n_live += n_live
         self._sorted_cache = None
+        self._grow(start, stop)
+        return start
+
+    def link_source_rows(self, start: int, stop: int) -> None:
+        """The second half: index the rows.  For a ``concurrent_add`` index the collection runs it without
+        holding the index, beside searches and writes; for any other, exclusively."""
+        try:
+            self._link(start, stop)
+        finally:
+            self._searchable = None
+
+    def _grow(self, start: int, stop: int) -> None:
+        """Room for rows [start, stop) in the index's own arrays (default: none; ``_link`` does everything)."""
+
+    def _link(self, start: int, stop: int) -> None:
         self._on_add(start, stop)
-        return stop - start
 
     def _reorder_new_rows(self, start: int, order: np.ndarray) -> None:
         """Put the rows just added, [start, start + len(order)), in the order ``order`` (positions relative to

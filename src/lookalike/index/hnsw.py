@@ -46,6 +46,7 @@ FILTER_SCAN_FACTOR = 8
 class HNSWIndex(Index):
     type_name = "hnsw"
     query_defaults = {"ef": 64}
+    concurrent_add = True
 
     def __init__(self, dim: int, metric: str = "l2", M: int = 16, ef_construction: int = 200, seed: int = 0):
         M = check_positive_int(M, "M", minimum=2)
@@ -62,7 +63,8 @@ class HNSWIndex(Index):
         self._upper_links = GrowableArray((M,), np.int32)
         self._upper_counts = GrowableArray((), np.int32)
         self._entry = -1
-        self._workspace = Workspace()
+        self._workspace = Workspace()  # the searches' scratch
+        self._insert_workspace = Workspace()  # the insertions' own: a search may run beside an insertion
         self._context: tuple | None = None  # see _search_context
 
     # ------------------------------------------------------------------ structure
@@ -88,6 +90,11 @@ class HNSWIndex(Index):
 
     # ------------------------------------------------------------------ writing
     def _on_add(self, start: int, stop: int) -> None:
+        self._grow(start, stop)
+        self._link(start, stop)
+
+    def _grow(self, start: int, stop: int) -> None:
+        """Draw the new nodes' levels and make room for their links (arrays grown, filled with -1)."""
         n = stop - start
         levels = self.draw_levels(n, start)
         blocks = np.zeros(n, dtype=np.int32)  # first upper block of each new node, -1 for layer-0-only nodes
@@ -104,19 +111,25 @@ class HNSWIndex(Index):
         self._upper_counts.extend(np.zeros(n_blocks, dtype=np.int32))
         self._context = None
 
+    def _link(self, start: int, stop: int) -> None:
+        """Insert nodes [start, stop) into the graph (Algorithm 1 for each, on all threads).  Searches may run
+        meanwhile (``concurrent_add``): the insertion has its own scratch and searches read lists as they are."""
         if self._entry < 0:  # the first node is the whole graph: it becomes the entry point
             self._entry = start
+            self._context = None
             start += 1
         if start == stop:
             return
         n_workers = max(1, min(numba.get_num_threads(), stop - start))
-        work = self._workspace.fit(n_workers, stop)
+        work = self._insert_workspace.fit(n_workers, stop)
         entry = np.array([self._entry], dtype=np.int32)
         next_node = np.array([start], dtype=np.int64)
         kernels.insert_batch(self.vectors, self._graph(writable=True), entry, next_node, stop, self.M,
                              self.ef_construction, self.spec.kind == "ip", work.locks, work.tags[:n_workers],
                              work.epochs[:n_workers], work.c_keys[:n_workers], work.c_nodes[:n_workers])
-        self._entry = int(entry[0])
+        if int(entry[0]) != self._entry:
+            self._entry = int(entry[0])
+            self._context = None  # searches start from the new top
 
     def add_query_edges(self, queries: Any, n_neighbors: int = 10) -> int:
         """Adapt the graph to queries unlike its points (text queries against photos: out of distribution).
@@ -290,7 +303,8 @@ class Workspace:
     """Scratch of the graph kernels, kept between calls (an add or a search of one point must not allocate
     per-node arrays) and grown by doubling.  Per worker thread: the visited tags (a search bumps its row's
     epoch instead of clearing them) and room for the candidate heap; one lock per node plus a global one.
-    The kernels hold the GIL, so two Python threads searching one index never use it at the same time."""
+    The search kernels hold the GIL, so two Python threads searching one index never use it at the same time;
+    the insertion kernel releases it, and runs only while its collection holds the index exclusively."""
 
     def __init__(self) -> None:
         self.tags = np.zeros((0, 0), dtype=np.uint16)

@@ -245,6 +245,7 @@ def next_epoch(tags, epoch):
 def greedy_closest(q, vectors, graph, level, node, dist, is_ip, locks, use_locks):
     """Walk layer ``level`` from node to a local minimum of the distance to q (search-layer with ef = 1)."""
     upper_start, upper_links, upper_counts = graph[3], graph[4], graph[5]
+    n_nodes = graph[0].shape[0]
     improved = True
     while improved:
         improved = False
@@ -254,6 +255,8 @@ def greedy_closest(q, vectors, graph, level, node, dist, is_ip, locks, use_locks
         best = node
         for j in range(upper_counts[row]):
             e = upper_links[row, j]
+            if e < 0 or e >= n_nodes:  # a list being rewritten by a concurrent insertion, or a node added since
+                continue
             d = raw_distance(q, vectors, e, is_ip)
             if d < dist:
                 dist = d
@@ -276,9 +279,12 @@ def search_layer(q, vectors, graph, level, entry_nodes, entry_dists, n_entry, ef
     Returns the size of W, left in (w_keys = -distance, w_nodes) as a max-heap.  With ``use_mask`` the walk goes
     through every node but only nodes with mask True enter W, and the search does not stop before W holds ef
     of them (a filter or tombstones must not leave the result short).  ``use_locks``: the graph may change
-    under us (parallel build), so each neighbour list is copied under its node's lock."""
+    under us (parallel build), so each neighbour list is copied under its node's lock.  A search without the
+    locks may run beside an insertion (the collection's indexer): it reads lists as they are, and skips nodes
+    past the ones it was given (``graph[0]``'s length)."""
     adjacency = graph[1] if level == 0 else graph[4]
     upper_start = graph[3]
+    n_nodes = graph[0].shape[0]  # nodes this search sees: an insertion running beside it may link newer ones
     c_size = 0
     w_size = 0
     for i in range(n_entry):
@@ -309,6 +315,8 @@ def search_layer(q, vectors, graph, level, entry_nodes, entry_dists, n_entry, ef
             e = adjacency[row, j]
             if e < 0:
                 break
+            if e >= n_nodes:
+                continue
             if tags[e] != epoch:
                 tags[e] = epoch
                 fresh[n_fresh] = e
@@ -452,7 +460,9 @@ def insert_node(c, vectors, graph, entry, M, ef_construction, is_ip, locks, tags
     return epoch
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)  # nogil: searches of other threads go on
+# nogil: the collection holds the index exclusively while it inserts (so its scratch is free), and the other
+# threads of the process (the event loop, a write, searches of other collections) go on meanwhile
+@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def insert_batch(vectors, graph, entry, next_node, stop, M, ef_construction, is_ip, locks, tags, epochs, c_keys,
                  c_nodes):
     """Insert nodes next_node[0] .. stop-1 with one worker per row of the scratch: ``tags`` / ``epochs``
@@ -509,7 +519,7 @@ def _query_scratch(c_keys, c_nodes, ef, max_degree):
             np.empty(0, dtype=np.int32))
 
 
-@njit(fastmath=FASTMATH, cache=True, nogil=True)
+@njit(fastmath=FASTMATH, cache=True)  # holds the GIL: searches of one index share its scratch (see Workspace)
 def search_one(q, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags, epochs, c_keys, c_nodes,
                normalize=False):
     """One query, no thread pool: the low-overhead path for single searches.  Uses row 0 of the scratch.
@@ -536,7 +546,7 @@ def search_one(q, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags, epo
     return out_rows, out_raw
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
 def search_many(queries, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags, epochs, c_keys, c_nodes):
     """A batch of queries: worker w answers queries w, w + W, w + 2W, ... with row w of the scratch."""
     nq = queries.shape[0]

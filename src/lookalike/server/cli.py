@@ -34,6 +34,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-preload", action="store_true",
                         help="start at once and load indexes and embedders on the first query instead")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--access-log", action="store_true",
+                        help="log one line per request (off by default: written on the event loop, it costs every "
+                             "request time; the query log and /metrics record searches without it)")
     parser.add_argument("--create", action="store_true",
                         help="create an empty database at --db when there is none (to fill it through the API or "
                              "lookalike.Client); with --ray-address, a sharded one of --shards shards")
@@ -79,7 +82,8 @@ def run_serve(args: argparse.Namespace) -> int:
         print("error: --workers serves a single-node database; a sharded one scales on Ray", file=sys.stderr)
         return 2
     try:
-        serve(config, args.host, args.port, log_level=args.log_level, workers=args.workers)
+        serve(config, args.host, args.port, log_level=args.log_level, workers=args.workers,
+              access_log=args.access_log)
     except (ImportError, LookalikeError) as exc:  # Ray missing, a shard count that does not match, ...
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -87,7 +91,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_level: str = "info",
-          workers: int = 1) -> None:
+          workers: int = 1, access_log: bool = False) -> None:
     """Run the server until interrupted (the demo calls this too).  Refuses an insecure bind.  With ``workers`` > 1,
     uvicorn starts that many processes on the port; each builds its app from the config passed in the
     environment (see ``lookalike.server.app.app_from_environment``)."""
@@ -113,12 +117,12 @@ def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_lev
         print(f"lookalike: serving {config.db_path} at http://{shown}:{port}/ with {workers} worker processes "
               "(API docs: /docs; Ctrl-C stops)", flush=True)
         uvicorn.run("lookalike.server.app:app_from_environment", factory=True, host=host, port=port,
-                    log_level=log_level, server_header=False, workers=workers)
+                    log_level=log_level, server_header=False, workers=workers, access_log=access_log)
         return
     app = create_app(config)
     print(f"lookalike: serving {config.db_path} at http://{shown}:{port}/  (API docs: /docs; Ctrl-C stops)",
           flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, access_log=access_log)
 
 
 def prepare_database(db_path: Path, *, create: bool = False, ray_address: str | None = None,

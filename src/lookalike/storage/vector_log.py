@@ -136,7 +136,7 @@ class VectorLog:
                 if os.fstat(fd).st_size < need * width:
                     os.ftruncate(fd, _grown(os.fstat(fd).st_size // width, need, width) * width)
                 _pwrite_all(fd, memoryview(data).cast("B"), start * width)
-                os.fsync(fd)
+                os.fdatasync(fd)  # the data (and the size, when it grew): what a reader after a crash needs
             finally:
                 os.close(fd)
             crc = zlib.crc32(memoryview(data).cast("B"), crc)
