@@ -557,7 +557,7 @@ class Collection:
         """Index in a background thread from now on (what ``lookalike serve`` does): writes only append and
         publish, the thread folds their points into the indexes and saves the index files."""
         if self._indexer is None:
-            self._indexer = BackgroundIndexer(self.name, self._step_any, self.flush)
+            self._indexer = BackgroundIndexer(self.name, self._step_any, self.flush, self._tail_is_long)
             self._indexer.notify()
 
     def stop_indexing(self, timeout: float | None = 30.0) -> None:
@@ -575,6 +575,12 @@ class Collection:
         for name in list(self._indexes):
             while self._tail_of(name) > limit and self._index_step(name):
                 pass
+
+    def _tail_is_long(self) -> bool:
+        """Whether some index's tail is past half of ``tail_limit``: the background indexer then stops deferring
+        to writes."""
+        limit = tail_limit(self.dim) // 2
+        return any(self._tail_of(name) > limit for name in list(self._indexes))
 
     def _tail_of(self, name: str) -> int:
         synced = self._indexes.get(name)
@@ -800,9 +806,18 @@ def check_ids(ids: Any) -> list[Any]:
             raise InvalidIdError(f"ids must be a list of str or int, got {type(ids).__name__}") from None
     if not ids:
         raise EmptyBatchError("ids is an empty batch: pass at least one id")
-    out = [_check_id(i) for i in ids]
+    out = [i if _plain_id(i) else _check_id(i) for i in ids]
     check_unique(out)
     return out
+
+
+def _plain_id(value: Any) -> bool:
+    """The common ids, accepted without the full checks: an int that fits in 64 bits, or a non-empty ASCII
+    string without NUL of at most MAX_ID_LENGTH characters (ASCII: no lone surrogate to look for)."""
+    kind = type(value)
+    if kind is int:
+        return -INT64_MAX - 1 <= value <= INT64_MAX
+    return kind is str and 0 < len(value) <= MAX_ID_LENGTH and value.isascii() and "\x00" not in value
 
 
 def _check_id(value: Any) -> Any:
@@ -861,11 +876,12 @@ def check_metadata(metadata: Any, n: int) -> list[str | None]:
             raise InvalidInputError(f"metadata[{i}] must be a dict with string keys, got {type(item).__name__}")
         try:
             text = encode(item)  # refuses NaN/inf and non-JSON values; keys are checked below
-            size = len(text.encode("utf-8"))  # also refuses lone surrogates
+            size = len(text) if text.isascii() else len(text.encode("utf-8"))  # also refuses lone surrogates
         except (TypeError, ValueError, UnicodeEncodeError) as exc:
             raise InvalidInputError(f"metadata[{i}] is not JSON-serialisable: {exc}") from None
-        if not all(isinstance(k, str) for k in item):
-            raise InvalidInputError(f"metadata[{i}] must be a dict with string keys, got {type(item).__name__}")
+        for key in item:  # the encoder would turn 1 or True into a string key: refuse them instead
+            if not isinstance(key, str):
+                raise InvalidInputError(f"metadata[{i}] must be a dict with string keys, got a {type(key).__name__} key")
         if size > MAX_METADATA_BYTES:
             raise InvalidInputError(f"metadata[{i}] is over {MAX_METADATA_BYTES // 1024} KiB as JSON")
         out.append(text)

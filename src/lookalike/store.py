@@ -49,15 +49,22 @@ class PointStore:
         if rows and not log.exists():
             raise StorageFormatError(f"{self.directory}: the vector log {generation} is missing")
         view = log.rows(rows)
-        labels, ext_ids = store.all_ids()
-        alive = np.zeros(int(max(labels.max() if len(labels) else -1, view.labels.max() if rows else -1)) + 1, bool)
-        alive[labels] = True
+        capacity = store.next_label()
+        ids = _IdMap(capacity)
+        alive = np.zeros(capacity, dtype=bool)
+        n_points = 0
+        as_ints = store.int_ids()
+        chunks = [as_ints] if as_ints is not None else store.ids_in_chunks()  # never a list of a million tuples
+        for labels, ext_ids in chunks:
+            ids.add(labels, ext_ids)
+            alive[labels] = True
+            n_points += len(labels)
         live = alive[view.labels] if rows else np.zeros(0, bool)
-        if int(live.sum()) != len(labels):
-            raise StorageFormatError(f"{self.directory}: {len(labels)} points in SQLite, {int(live.sum())} in the log")
+        if int(live.sum()) != n_points:
+            raise StorageFormatError(f"{self.directory}: {n_points} points in SQLite, {int(live.sum())} in the log")
         self.log = log
         self.flat = FlatIndex.over_log(self.dim, self.metric, view.vectors, view.labels, live, generation)
-        self.ids = _IdMap(labels, ext_ids)
+        self.ids = ids
         self.version = store.version()
 
     def catch_up(self, store: CollectionStore, written: "Written | None" = None) -> bool:
@@ -150,27 +157,45 @@ class Written:
 
 
 class _IdMap:
-    """label -> the user's id, in memory: an object array indexed by label (labels are small, dense and never
-    reused), so a query turns its hits into ids with one array lookup instead of a SQL statement.  The last slot
-    is never filled: the padding label -1 indexes it and reads None."""
+    """label -> the user's id, in memory, so a query turns its hits into ids with one array lookup instead of a
+    SQL statement (labels are small, dense and never reused).  While every id is an int the map is an int64
+    array (8 bytes a point); the first str id turns it into an object array (a Python object a point)."""
 
-    def __init__(self, labels: np.ndarray, ext_ids: list[Any]):
-        self.by_label = np.empty(int(labels.max()) + 2 if len(labels) else 1, dtype=object)
-        self.add(labels, ext_ids)
+    def __init__(self, capacity: int = 0):
+        self.by_label: np.ndarray = np.zeros(max(capacity, 1), dtype=np.int64)
+        self.ints = True
 
     def add(self, labels, ext_ids: list[Any]) -> None:
         labels = np.asarray(labels, dtype=np.int64)
         if len(labels) == 0:
             return
-        need = int(labels.max()) + 2  # + the None slot at the end
+        need = int(labels.max()) + 1
         if need > len(self.by_label):
-            grown = np.empty(max(need, 2 * len(self.by_label)), dtype=object)
-            grown[: len(self.by_label) - 1] = self.by_label[:-1]
+            grown = np.zeros(max(need, 2 * len(self.by_label)), dtype=self.by_label.dtype)
+            grown[: len(self.by_label)] = self.by_label
             self.by_label = grown
+        if self.ints:
+            if isinstance(ext_ids, np.ndarray) and ext_ids.dtype == np.int64:
+                self.by_label[labels] = ext_ids
+                return
+            try:
+                self.by_label[labels] = np.array(ext_ids, dtype=np.int64)
+                if all(type(i) is int for i in ext_ids):
+                    return
+            except (TypeError, ValueError, OverflowError):
+                pass
+            self.by_label = self.by_label.astype(object)  # a str id: every id becomes an object
+            self.ints = False
         ids = np.empty(len(ext_ids), dtype=object)
-        ids[:] = ext_ids  # element-wise: a list of tuples or lists stays one object per label
+        ids[:] = list(ext_ids)  # element-wise: a list of tuples or lists stays one object per label
         self.by_label[labels] = ids
 
     def ids_of(self, labels: np.ndarray) -> np.ndarray:
-        """The ids of a (q, k) label matrix, None for the padding label -1."""
-        return self.by_label[labels]
+        """The ids of a (q, k) label matrix (an object array), None for the padding label -1."""
+        found = self.by_label[np.maximum(labels, 0)]
+        out = found.astype(object) if self.ints else found
+        missing = labels < 0
+        if missing.any():
+            out = out.copy() if out is found else out
+            out[missing] = None
+        return out

@@ -31,6 +31,7 @@ STEP_SECONDS = 0.004  # an indexing step holds the collection exclusively for ab
 CONCURRENT_STEP_FACTOR = 10  # a step nobody waits for (HNSW links beside searches) may last 10x longer
 FIRST_STEP_ROWS = 32
 INDEXER_NICE = 10  # the background indexer's thread runs at this niceness
+QUIET_S = 0.05  # the indexer starts once no write came for this long (or the tail is past half its limit)
 SAVE_WHEN_IDLE_S = 2.0  # index files are saved once writes pause this long (or every SAVE_AT_LEAST_S under load)
 SAVE_AT_LEAST_S = 120.0
 
@@ -93,13 +94,16 @@ class StepSize:
 
 
 class BackgroundIndexer:
-    """A daemon thread that keeps a collection's indexes caught up with its writes: woken by each write, it runs
-    ``step()`` (one short indexing step, returns whether work is left) until the tail is empty; once writes pause
-    for SAVE_WHEN_IDLE_S it runs ``rest()`` (save the index files, off the request path: saving a large graph after
-    every write would compete with the searches).  ``stop()`` ends it after the step in progress."""
+    """A daemon thread that keeps a collection's indexes caught up with its writes.  Woken by each write, it first
+    lets a burst of writes pass (it waits until none came for QUIET_S) unless the tail is past half its limit,
+    then runs ``step()`` (one short indexing step, returns whether work is left) until the tail is empty or a new
+    write comes in; once writes pause for SAVE_WHEN_IDLE_S it runs ``rest()`` (save the index files, off the
+    request path: saving a large graph after every write would compete with the searches).  Its thread runs
+    at low priority on one core: nobody waits for it, it uses what searches and writes leave.  ``stop()`` ends
+    it after the step in progress."""
 
-    def __init__(self, name: str, step: Callable[[], bool], rest: Callable[[], None]):
-        self._step, self._rest = step, rest
+    def __init__(self, name: str, step: Callable[[], bool], rest: Callable[[], None], urgent: Callable[[], bool]):
+        self._step, self._rest, self._urgent = step, rest, urgent
         self._wake = threading.Event()
         self._stopping = False
         self.busy = False
@@ -113,19 +117,22 @@ class BackgroundIndexer:
         import numba
 
         numba.set_num_threads(1)  # this thread's kernels use one core: the other is the searches'
-        try:  # and it yields the CPU to searches and writes: nobody waits for it, it uses what they leave
+        try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INDEXER_NICE)
         except (OSError, AttributeError):
             pass
         unsaved_since = None  # when the indexes first changed since their last save
         while not self._stopping:
             woken = self._wake.wait(SAVE_WHEN_IDLE_S if unsaved_since is not None else None)
-            self._wake.clear()
-            self.busy = True
             try:
-                while not self._stopping and self._step():
-                    unsaved_since = unsaved_since or time.monotonic()
-                    time.sleep(0)  # let a waiting search in between steps
+                if woken:
+                    self._wake.clear()
+                    while not self._stopping and not self._urgent() and self._wake.wait(QUIET_S):
+                        self._wake.clear()  # writes keep coming and the tail is short: let them pass first
+                    if self._work():
+                        unsaved_since = unsaved_since or time.monotonic()
+                    if self._wake.is_set():
+                        continue
                 overdue = unsaved_since is not None and time.monotonic() - unsaved_since > SAVE_AT_LEAST_S
                 if unsaved_since is not None and (not woken or overdue) and not self._stopping:
                     self._rest()  # writes paused (or too long unsaved): save, off the request path
@@ -134,8 +141,19 @@ class BackgroundIndexer:
                 import logging
 
                 logging.getLogger(__name__).exception("background indexing stopped on an error")
-            finally:
-                self.busy = False
+
+    def _work(self) -> bool:
+        """Steps until the tail is empty, or a write comes in while the tail is short; whether any step ran."""
+        worked = False
+        self.busy = True
+        try:
+            while not self._stopping and self._step():
+                worked = True
+                if self._wake.is_set() and not self._urgent():
+                    break
+        finally:
+            self.busy = False
+        return worked
 
     def stop(self, timeout: float | None = None) -> None:
         self._stopping = True

@@ -95,7 +95,7 @@ class CollectionHandle:
         self.sharded = opener is not None and opener.sharded
         self.lock = HandleLock(shared=not self.sharded)
         self.db, self._collection = open_collection(db_path, name, opener)
-        if hasattr(self._collection, "start_indexing") and not __import__("os").environ.get("XNOIDX"):  # writes only append: a thread folds them into the indexes
+        if hasattr(self._collection, "start_indexing"):  # writes only append: a thread folds them into the indexes
             self._collection.start_indexing()
         self.loaded: set[str] = set()  # indexes known to be in memory: querying them never reads index files
         self.fallback_index = "flat"  # what a default query uses while its default index is first being built
