@@ -119,8 +119,8 @@ def verify(db_path: Path, journal: Path, sizes: list[int]) -> None:
 
 
 def test_kills_during_appends_indexing_and_saves_lose_no_acknowledged_batch(tmp_path):
-    sizes = [1, 3, 50, 700, 2, 4000, 1, 9000, 300, 20000, 5, 1200, 60, 15000, 7, 2500, 60000, 3, 80000] * 3
-    kills = run_trials(tmp_path, sizes, lives=6, seed=0, max_sleep=2.5)
+    sizes = [1, 3, 50, 700, 2, 4000, 1, 9000, 300, 20000, 5, 1200, 60, 15000, 7, 2500, 60000, 3, 80000] * 8
+    kills = run_trials(tmp_path, sizes, lives=8, seed=0, max_sleep=2.0)
     assert kills >= 3
 
 
