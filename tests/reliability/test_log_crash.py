@@ -126,6 +126,6 @@ def test_kills_during_appends_indexing_and_saves_lose_no_acknowledged_batch(tmp_
 
 @pytest.mark.slow
 def test_kills_with_batches_up_to_a_million_points(tmp_path):
-    sizes = [10, 250_000, 3, 1_000_000, 40_000, 1]
-    kills = run_trials(tmp_path, sizes, lives=6, seed=1, max_sleep=12.0)
+    sizes = [10, 250_000, 3, 1_000_000, 40_000, 1, 1_000_000, 7, 500_000]
+    kills = run_trials(tmp_path, sizes, lives=10, seed=1, max_sleep=3.0)
     assert kills >= 2

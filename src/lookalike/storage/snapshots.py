@@ -1,8 +1,8 @@
 """Snapshots: a whole database at one moment in one tar file, taken while it serves; and restoring one.
 
 A snapshot holds the database marker, then for each collection its index files, its SQLite file and the rows of
-its vector log that this SQLite copy commits (rows are only appended, so they are copied while writers go on), and a
-manifest (``snapshot.json``: format and version, the database format version, every file with its size and
+its vector log that this SQLite copy commits (rows are only appended, so they are copied while writers go on), and
+last a manifest (``snapshot.json``: format and version, the database format version, every file with its size and
 SHA-256).  The SQLite file is copied with SQLite's online backup API in one read transaction, so it is one
 consistent state while writers go on (in WAL mode a reader never blocks them); the index files are copied *before* it,
 so each covers a change-log version at or below the copied data's and catches up on open from the change log, as
@@ -17,6 +17,7 @@ behind.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -40,39 +41,99 @@ FLUSH_BYTES = 16 << 20  # written data is flushed to disk every 16 MB: a writer'
 
 
 def take_snapshot(db_path: Path, out: Path, database_format: tuple[str, str, int], sqlite_file: str) -> dict[str, Any]:
-    """Write the snapshot of the database at ``db_path`` to ``out``; returns ``{"name", "size", "seconds"}``."""
+    """Write the snapshot of the database at ``db_path`` to ``out``; returns ``{"name", "size", "seconds"}``.
+
+    Every file goes straight into the tar, hashed on the way (one read of each byte, one write): only the
+    SQLite copy, which the backup API writes to a file, is staged, and it holds no vectors.  The manifest is the
+    last member."""
     started = time.perf_counter()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     marker, fmt, version = database_format
-    with tempfile.TemporaryDirectory(prefix=".snapshot-", dir=out.parent) as tmp:
-        stage = Path(tmp) / "db"
-        stage.mkdir()
-        shutil.copy2(db_path / marker, stage / marker)
-        collections = db_path / "collections"
-        for directory in sorted(p for p in collections.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            target = stage / "collections" / directory.name
-            target.mkdir(parents=True)
-            _copy_index_files(directory / "derived", target / "derived")
-            with _open_log_files(directory / LOG_DIR) as log_files:  # held open: a rewrite may unlink them
-                _backup_sqlite(directory / sqlite_file, target / sqlite_file)
-                _copy_committed_log(log_files, target / sqlite_file, target / LOG_DIR)
-        files = {path.relative_to(stage).as_posix(): _describe(path) for path in sorted(stage.rglob("*"))
-                 if path.is_file()}
-        manifest = {"format": SNAPSHOT_FORMAT, "format_version": SNAPSHOT_VERSION, "database_format": fmt,
-                    "database_format_version": version, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "files": files}
-        (Path(tmp) / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        partial = out.with_name(f".{out.name}.partial")
-        with open(partial, "wb") as raw:
-            with tarfile.open(fileobj=_FlushingWriter(raw), mode="w") as tar:
-                tar.add(Path(tmp) / MANIFEST, arcname=MANIFEST)
-                for name in files:
-                    tar.add(stage / name, arcname=f"db/{name}")
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(partial, out)
+    partial = out.with_name(f".{out.name}.partial")
+    files: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix=".snapshot-", dir=out.parent) as tmp, open(partial, "wb") as raw:
+        with tarfile.open(fileobj=_FlushingWriter(raw), mode="w") as tar:
+            def add(name: str, source, size: int) -> None:
+                files[name] = _add_streamed(tar, f"db/{name}", source, size)
+
+            with open(db_path / marker, "rb") as handle:
+                add(marker, handle, os.fstat(handle.fileno()).st_size)
+            collections = db_path / "collections"
+            for directory in sorted(p for p in collections.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                prefix = f"collections/{directory.name}"
+                for name, handle in _open_index_files(directory / "derived"):
+                    with handle:
+                        add(f"{prefix}/derived/{name}", handle, os.fstat(handle.fileno()).st_size)
+                with _open_log_files(directory / LOG_DIR) as log_files:  # held open: a rewrite may unlink them
+                    copy = Path(tmp) / f"{directory.name}.sqlite"
+                    _backup_sqlite(directory / sqlite_file, copy)
+                    with open(copy, "rb") as handle:
+                        add(f"{prefix}/{sqlite_file}", handle, os.fstat(handle.fileno()).st_size)
+                    for name, handle, size in _committed_log(log_files, copy):
+                        add(f"{prefix}/{LOG_DIR}/{name}", handle, size)
+                    copy.unlink()
+            manifest = {"format": SNAPSHOT_FORMAT, "format_version": SNAPSHOT_VERSION, "database_format": fmt,
+                        "database_format_version": version,
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": files}
+            body = json.dumps(manifest, indent=1).encode()
+            info = tarfile.TarInfo(MANIFEST)
+            info.size, info.mtime, info.mode = len(body), int(time.time()), 0o644
+            tar.addfile(info, io.BytesIO(body))
+        raw.flush()
+        os.fsync(raw.fileno())
+    os.replace(partial, out)
     return {"name": out.name, "size": out.stat().st_size, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _add_streamed(tar: tarfile.TarFile, arcname: str, source, size: int) -> dict[str, Any]:
+    """Put ``size`` bytes of ``source`` (from its start) in the tar as ``arcname``; their size and SHA-256."""
+    source.seek(0)
+    reader = _HashingReader(source, size)
+    info = tarfile.TarInfo(arcname)
+    info.size, info.mtime, info.mode = size, int(time.time()), 0o644
+    tar.addfile(info, reader)
+    return {"size": size, "sha256": reader.digest.hexdigest()}
+
+
+class _HashingReader:
+    """At most ``size`` bytes of a file, hashed as tarfile reads them."""
+
+    def __init__(self, source, size: int):
+        self.source, self.remaining = source, size
+        self.digest = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.remaining if n is None or n < 0 else min(n, self.remaining)
+        data = self.source.read(n)
+        self.remaining -= len(data)
+        self.digest.update(data)
+        return data
+
+
+def _open_index_files(derived: Path):
+    """(name relative to derived/, open file) of every saved index file.  An index directory is opened whole
+    and checked not to have been swapped by a save meanwhile (then it is opened again), so its files are of one
+    save; the open files keep their content even if a save replaces them afterwards."""
+    if not derived.exists():
+        return
+    for directory in sorted(p for p in derived.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for _ in range(COPY_ATTEMPTS):
+            try:
+                before = directory.stat().st_ino
+                handles = [(f"{directory.name}/{f.name}", open(f, "rb")) for f in sorted(directory.iterdir())
+                           if f.is_file()]
+            except FileNotFoundError:
+                continue
+            try:
+                same = directory.stat().st_ino == before
+            except FileNotFoundError:
+                same = False
+            if same:
+                yield from handles
+                break
+            for _, handle in handles:
+                handle.close()
 
 
 def restore_snapshot(file: Path, target: Path, database_format: tuple[str, str, int]) -> None:
@@ -180,27 +241,6 @@ class _FlushingWriter:
         return getattr(self.handle, name)
 
 
-def _copy_flushing(source: str, target: str) -> None:
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        shutil.copyfileobj(src, _FlushingWriter(dst), 1 << 20)
-    shutil.copystat(source, target)
-
-
-def _copy_index_files(source: Path, target: Path) -> None:
-    """The collection's index directories; one that a save swaps while it is read is copied again."""
-    if not source.exists():
-        return
-    for directory in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for attempt in range(COPY_ATTEMPTS):
-            try:
-                shutil.copytree(directory, target / directory.name, dirs_exist_ok=False, copy_function=_copy_flushing)
-                break
-            except (FileNotFoundError, shutil.Error):
-                shutil.rmtree(target / directory.name, ignore_errors=True)
-                if attempt == COPY_ATTEMPTS - 1 or not directory.exists():
-                    break  # gone (dropped): an index file is a cache, the collection rebuilds it
-
-
 class _open_log_files:
     """Every vector log file of a collection, opened (name -> file object) for the time of a snapshot."""
 
@@ -222,9 +262,11 @@ class _open_log_files:
             handle.close()
 
 
-def _copy_committed_log(log_files: dict[str, Any], sqlite_copy: Path, target: Path) -> None:
-    """The vector log's rows that the copied SQLite file commits, and no byte more: rows are only ever appended
-    past the committed ones, so the first rows of the files are the copy's, whatever writers do meanwhile."""
+def _committed_log(log_files: dict[str, Any], sqlite_copy: Path):
+    """(name, open file, bytes) of the vector log's rows that the copied SQLite file commits, and no byte more:
+    rows are only ever appended past the committed ones, so the files' first rows are the copy's, whatever
+    writers do meanwhile."""
+    from ..metrics import get_metric
     from .vector_log import VectorLog
 
     conn = sqlite3.connect(str(sqlite_copy))
@@ -235,32 +277,20 @@ def _copy_committed_log(log_files: dict[str, Any], sqlite_copy: Path, target: Pa
     if "log_generation" not in meta:
         return
     config = json.loads(meta["config"])
-    from ..metrics import get_metric
-
-    log = VectorLog(target, meta["log_generation"], int(config["dim"]),
+    log = VectorLog(Path("."), meta["log_generation"], int(config["dim"]),
                     with_norms=get_metric(config["metric"]).normalize)
     rows = int(meta["log_rows"])
-    target.mkdir(parents=True, exist_ok=True)
     for path, dtype, tail in log._files().values():
-        width = dtype.itemsize * int(np.prod(tail))
-        source = log_files.get(path.name)
-        if source is None and rows == 0:  # nothing appended yet: the files may not exist
-            path.touch()
+        size = rows * dtype.itemsize * int(np.prod(tail))
+        handle = log_files.get(path.name)
+        if handle is None and rows == 0:  # nothing appended yet: the files may not exist
+            yield path.name, io.BytesIO(b""), 0
             continue
-        if source is None:
+        if handle is None:
             raise StorageFormatError(f"the vector log file {path.name} vanished while the snapshot was taken")
-        source.seek(0)
-        remaining = rows * width
-        with open(path, "wb") as sink:
-            writer = _FlushingWriter(sink)
-            while remaining:
-                chunk = source.read(min(remaining, 1 << 20))
-                if not chunk:
-                    raise StorageFormatError(f"the vector log file {path.name} is shorter than its committed rows")
-                writer.write(chunk)
-                remaining -= len(chunk)
-            sink.flush()
-            os.fsync(sink.fileno())
+        if os.fstat(handle.fileno()).st_size < size:
+            raise StorageFormatError(f"the vector log file {path.name} is shorter than its committed rows")
+        yield path.name, handle, size
 
 
 def _backup_sqlite(source: Path, target: Path) -> None:
