@@ -99,6 +99,7 @@ def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_lev
     import uvicorn
 
     from .app import create_app
+    from .http_protocol import OneWriteHttpToolsProtocol
     from .security import check_bind
 
     check_bind(host, config.api_key)
@@ -117,12 +118,14 @@ def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_lev
         print(f"lookalike: serving {config.db_path} at http://{shown}:{port}/ with {workers} worker processes "
               "(API docs: /docs; Ctrl-C stops)", flush=True)
         uvicorn.run("lookalike.server.app:app_from_environment", factory=True, host=host, port=port,
-                    log_level=log_level, server_header=False, workers=workers, access_log=access_log)
+                    log_level=log_level, server_header=False, workers=workers, access_log=access_log,
+                    http=OneWriteHttpToolsProtocol)
         return
     app = create_app(config)
     print(f"lookalike: serving {config.db_path} at http://{shown}:{port}/  (API docs: /docs; Ctrl-C stops)",
           flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, access_log=access_log)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, access_log=access_log,
+                http=OneWriteHttpToolsProtocol)
 
 
 def prepare_database(db_path: Path, *, create: bool = False, ray_address: str | None = None,

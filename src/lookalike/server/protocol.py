@@ -89,8 +89,8 @@ def decode_array(payload: Any, *, ndim: int | None = None, what: str = "vectors"
         raise InvalidInputError(f"{what}: expected a {ndim}-D shape, got {list(shape)}")
     if not isinstance(data, str):
         raise InvalidInputError(f"{what}: data must be a base64 string")
-    try:
-        raw = base64.b64decode(data, validate=True)
+    try:  # strict, in C (b64decode's validate=True checks with a regular expression: ms per MB)
+        raw = binascii.a2b_base64(data.encode("ascii"), strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidInputError(f"{what}: data is not valid base64: {exc}") from None
     expected = 4 * math.prod(shape)

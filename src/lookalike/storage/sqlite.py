@@ -33,6 +33,7 @@ SCHEMA_FORMAT = "lookalike-collection"
 SCHEMA_VERSION = 2
 OLDEST_MIGRATABLE = 1  # a format-1 file is migrated (storage/migrate.py), not refused
 BUSY_TIMEOUT_S = 30.0
+CACHE_KIB = 65_536  # SQLite's page cache per connection, at most (the default is 2 MB)
 BATCHES_TABLE = """
                 CREATE TABLE batches(generation TEXT NOT NULL, first_row INTEGER NOT NULL, n_rows INTEGER NOT NULL,
                                      crc32 INTEGER NOT NULL)"""
@@ -55,6 +56,8 @@ class CollectionStore:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            # the id index of a large collection stays in memory: inserts do not read its pages back one by one
+            self.conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             if not exists:
                 self._create(create_config)
             self.config = self._read_config()
