@@ -59,6 +59,8 @@ def measure(path: Path, out: Path, seconds_before: float = 3.0) -> None:
     def search():  # exact: what a search pays for the snapshot, not for catching an ANN index up with the writes
         col.query(query, k=10, index="flat")
 
+    write()  # warm: the first write and search load what they need (mappings, kernels), in neither phase
+    search()
     for phase in ("during the snapshot", "alone"):  # the snapshot first: of the database as it came
         stop = threading.Event()
         results: dict[str, list[float]] = {}

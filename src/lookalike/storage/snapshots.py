@@ -37,6 +37,7 @@ SNAPSHOT_FORMAT = "lookalike-snapshot"
 SNAPSHOT_VERSION = 1
 MANIFEST = "snapshot.json"
 COPY_ATTEMPTS = 5  # an index directory swapped by a save while it is copied is copied again
+COPY_BUFFER = 1 << 20
 FLUSH_BYTES = 16 << 20  # written data is flushed to disk every 16 MB: a writer's fsync never waits behind more
 
 
@@ -53,7 +54,9 @@ def take_snapshot(db_path: Path, out: Path, database_format: tuple[str, str, int
     partial = out.with_name(f".{out.name}.partial")
     files: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix=".snapshot-", dir=out.parent) as tmp, open(partial, "wb") as raw:
-        with tarfile.open(fileobj=_FlushingWriter(raw), mode="w") as tar:
+        # 1 MB at a time (tarfile's default is 16 KB: many more turns of Python, each taking the GIL from the
+        # searches and writes the snapshot runs beside)
+        with tarfile.open(fileobj=_FlushingWriter(raw), mode="w", copybufsize=COPY_BUFFER) as tar:
             def add(name: str, source, size: int) -> None:
                 files[name] = _add_streamed(tar, f"db/{name}", source, size)
 
