@@ -60,6 +60,7 @@ class PointStore:
             alive[labels] = True
             n_points += len(labels)
         live = alive[view.labels] if rows else np.zeros(0, bool)
+        log.release_pages("labels")  # read once, whole; from now on a search reads only its hits' labels
         if int(live.sum()) != n_points:
             raise StorageFormatError(f"{self.directory}: {n_points} points in SQLite, {int(live.sum())} in the log")
         self.log = log

@@ -83,6 +83,20 @@ def test_metrics_count_searches_writes_errors_and_builds(metered):
     assert value(after, "lookalike_index_build_duration_seconds_count", collection="items", index="ivf") == 1
     assert value(after, "lookalike_points", collection="items") == 301
     assert ("lookalike_query_log_queue", ()) in after
+    # the tail: points written after the build are searched exactly until the background indexer folds them in
+    assert http.post("/api/collections/items/points", headers=key, json={
+        "ids": [2000], "vectors": encode_array(rng.standard_normal((1, 8)).astype(np.float32))}).status_code == 200
+    one = encode_array(rng.standard_normal((1, 8)).astype(np.float32))
+    assert http.post("/api/collections/items/query", json={"vectors": one, "k": 3, "index": "ivf"}).status_code == 200
+    key_of_tail = ("lookalike_unindexed_points", (("collection", "items"), ("index", "ivf")))
+    deadline = time.time() + 30
+    while True:
+        samples = scrape(http)
+        assert key_of_tail in samples and samples[key_of_tail] <= 1
+        if samples[key_of_tail] == 0 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert samples[key_of_tail] == 0  # folded in by the background indexer
 
 
 PROMETHEUS = shutil.which("prometheus")

@@ -93,7 +93,10 @@ if which in ("lancedb", "all"):
             arrow = pa.table({"id": rows, "vector": pa.FixedSizeListArray.from_arrays(
                 pa.array(np.ascontiguousarray(x[s:s + batch]).ravel()), x.shape[1]),
                 "row": rows, "group": rows % 10})
-            table = db.create_table("bench", arrow) if table is None else (table.add(arrow) or table)
+            if table is None:
+                table = db.create_table("bench", arrow)
+            else:
+                table.add(arrow)
         out["lancedb " + lancedb.__version__] = {"seconds": time.perf_counter() - t0, "dir": work + "/lancedb"}
     except ImportError:
         pass

@@ -33,7 +33,7 @@ SCHEMA_FORMAT = "lookalike-collection"
 SCHEMA_VERSION = 2
 OLDEST_MIGRATABLE = 1  # a format-1 file is migrated (storage/migrate.py), not refused
 BUSY_TIMEOUT_S = 30.0
-CACHE_KIB = 65_536  # SQLite's page cache per connection, at most (the default is 2 MB)
+WRITER_CACHE_KIB = 65_536  # SQLite's page cache of a writer's connection, at most (readers keep the 2 MB default)
 BATCHES_TABLE = """
                 CREATE TABLE batches(generation TEXT NOT NULL, first_row INTEGER NOT NULL, n_rows INTEGER NOT NULL,
                                      crc32 INTEGER NOT NULL)"""
@@ -43,7 +43,7 @@ _CHUNK = 900  # SQLite's limit on bound variables is 32766; stay far below it
 class CollectionStore:
     """Thin, typed access to one collection's SQLite file.  Not thread-safe: one per thread/process."""
 
-    def __init__(self, file: Path, *, create_config: dict[str, Any] | None = None):
+    def __init__(self, file: Path, *, create_config: dict[str, Any] | None = None, writer: bool = False):
         self.file = Path(file)
         self.own_writes = 0
         exists = self.file.exists()
@@ -56,8 +56,8 @@ class CollectionStore:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-            # the id index of a large collection stays in memory: inserts do not read its pages back one by one
-            self.conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            if writer:  # the id index of a large collection stays in memory: inserts do not read its pages back
+                self.conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
             if not exists:
                 self._create(create_config)
             self.config = self._read_config()

@@ -22,6 +22,7 @@ between processes.
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import uuid
 import zlib
@@ -112,6 +113,19 @@ class VectorLog:
             arrays[name] = np.memmap(path, dtype=dtype, mode="r", shape=(capacity, *tail))
         self._maps = LogRows(arrays["vectors"], arrays["labels"], arrays.get("norms"))
         self._mapped_rows = capacity
+
+    def release_pages(self, column: str) -> None:
+        """Let this process's mapping of a column (``labels``, ``norms``) go from its memory: the pages stay in
+        the page cache and come back on the next access.  After a pass over every label (opening a collection),
+        only the few that hits need are touched again."""
+        maps = self._maps
+        array = None if maps is None else getattr(maps, column)
+        handle = getattr(array, "_mmap", None)
+        if handle is not None:
+            try:
+                handle.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError, AttributeError):
+                pass
 
     # ------------------------------------------------------------------ writing
     def append(self, start: int, vectors: np.ndarray, labels: np.ndarray, norms: np.ndarray | None) -> int:
