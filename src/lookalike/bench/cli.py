@@ -168,9 +168,7 @@ def _modalities(args: argparse.Namespace) -> int:
 
 def _writes(args: argparse.Namespace) -> int:
     """``--writes``: lookalike.bench.writes, printed and written as JSON into --out."""
-    import json
     import tempfile
-    from datetime import datetime
 
     from .datasets import _parse_count
     from .writes import measure_writes, report
@@ -180,20 +178,12 @@ def _writes(args: argparse.Namespace) -> int:
     new = _parse_count(args.writes_new, args.writes_new)
     with tempfile.TemporaryDirectory(prefix="lookalike-bench-writes-") as work:
         results = measure_writes(Path(work), n=n, dim=d, new=new, seed=args.seed, chroma_python=args.chroma_python)
-    print(report(results))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"writes-{datetime.now():%Y%m%d-%H%M%S}.json"
-    path.write_text(json.dumps(results, indent=1))
-    print(f"written {path}")
-    return 0
+    return _print_and_save(args, "writes", results, report(results))
 
 
 def _ingest(args: argparse.Namespace) -> int:
     """``--ingest N:D``: lookalike.bench.ingest, printed and written as JSON into --out."""
-    import json
     import tempfile
-    from datetime import datetime
 
     from .datasets import _parse_count
     from .ingest import measure_ingest, report
@@ -204,10 +194,18 @@ def _ingest(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="lookalike-bench-ingest-", dir=args.cache_dir) as work:
         results = measure_ingest(Path(work), n=n, dim=d, seed=args.seed, peer_python=args.peer_python,
                                  peer_n=peer_n)
-    print(report(results))
+    return _print_and_save(args, "ingest", results, report(results))
+
+
+def _print_and_save(args: argparse.Namespace, suite: str, results: dict, text: str) -> int:
+    """Print a suite's report and write its figures as JSON into --out."""
+    import json
+    from datetime import datetime
+
+    print(text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"ingest-{datetime.now():%Y%m%d-%H%M%S}.json"
+    path = out / f"{suite}-{datetime.now():%Y%m%d-%H%M%S}.json"
     path.write_text(json.dumps(results, indent=1))
     print(f"written {path}")
     return 0

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StorageFormatError
-from ..storage.formats import read_format_json
+from ..storage.formats import fsync_dir as _fsync_dir, read_format_json
 from .errors import ShardLayoutError
 from .routing import ROUTING_NAME
 
@@ -106,14 +106,6 @@ def write_layout(root: Path, layout: Layout) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, root / MANIFEST)
     _fsync_dir(root)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 __all__ = ["DEFAULT_SHARDS", "MANIFEST", "Layout", "open_layout", "read_layout", "shard_dir_names", "write_layout"]

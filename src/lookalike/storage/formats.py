@@ -6,6 +6,7 @@ unreadable, of another format or of another version raises StorageFormatError sa
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,3 +28,12 @@ def read_format_json(file: Path, fmt: str, version: int, what: str) -> dict[str,
             f"{file} has format_version {data.get('format_version')}, this lookalike reads {version}"
         )
     return data
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries durable (a file created or renamed in it survives a power cut)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -34,6 +34,7 @@ SCHEMA_VERSION = 2
 OLDEST_MIGRATABLE = 1  # a format-1 file is migrated (storage/migrate.py), not refused
 BUSY_TIMEOUT_S = 30.0
 WRITER_CACHE_KIB = 65_536  # SQLite's page cache of a writer's connection, at most (readers keep the 2 MB default)
+_JSON_TEXT = json.JSONEncoder(ensure_ascii=False)  # ids and metadata texts as JSON string or number literals
 BATCHES_TABLE = """
                 CREATE TABLE batches(generation TEXT NOT NULL, first_row INTEGER NOT NULL, n_rows INTEGER NOT NULL,
                                      crc32 INTEGER NOT NULL)"""
@@ -171,8 +172,18 @@ class CollectionStore:
     def insert_points(self, labels: np.ndarray, ext_ids: Sequence[Any], metadatas: Sequence[str | None]) -> None:
         """New points' ids and metadata (their vectors go to the vector log; the change log records no
         additions: a new point is a new row of the log)."""
-        label_list = labels.tolist()
-        self.conn.executemany("INSERT INTO points VALUES (?, ?, ?)", zip(label_list, ext_ids, metadatas))
+        # One statement for the whole batch: the rows go in as one JSON array that SQLite unpacks (json_each),
+        # [id, metadata text or null] each, so the GIL is released once, not once a row as executemany does
+        # (under a stream of searches in other threads, each re-acquisition may wait).  Labels are consecutive.
+        dumps = _JSON_TEXT.encode
+        rows = ",".join(f"[{dumps(ext_id)},{'null' if meta is None else dumps(meta)}]"
+                        for ext_id, meta in zip(ext_ids, metadatas))
+        first = int(labels[0]) if len(labels) else 0
+        if len(labels) and int(labels[-1]) - first + 1 == len(labels):
+            self.conn.execute("INSERT INTO points SELECT key + ?, value ->> 0, value ->> 1 FROM json_each(?)",
+                              (first, f"[{rows}]"))
+        else:
+            self.conn.executemany("INSERT INTO points VALUES (?, ?, ?)", zip(labels.tolist(), ext_ids, metadatas))
 
     def log_state(self) -> tuple[str, int]:
         """(the vector log's current generation, its committed rows)."""

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import StorageFormatError, StorageFullError
+from .formats import fsync_dir as _fsync_dir
 
 LOG_DIR = "vectors"
 MIN_CAPACITY_ROWS = 1024
@@ -210,11 +211,3 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
     while len(data):
         written = os.pwrite(fd, data, offset)
         data, offset = data[written:], offset + written
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
