@@ -148,3 +148,26 @@ def test_searches_run_beside_writes_and_every_answer_is_checked(tmp_path):
     assert len(answered) >= 100
     assert len(col) == 1000 + 30 * 100 - 3 * 5
     db.close()
+
+
+def test_a_batch_read_back_wrong_is_refused_and_nothing_is_kept(db, monkeypatch):
+    import os
+
+    from lookalike.errors import StorageFormatError
+
+    col = db.create_collection("verified", dim=4, metric="l2")
+    col.add(["a"], np.ones((1, 4), np.float32))
+    real = os.pread
+
+    def flipped(fd, n, offset):
+        data = real(fd, n, offset)
+        return bytes([data[0] ^ 0xFF]) + data[1:]
+
+    monkeypatch.setattr(os, "pread", flipped)  # what the disk gives back differs from what was written
+    with pytest.raises(StorageFormatError, match="read back"):
+        col.add(["b"], np.full((1, 4), 2.0, np.float32))
+    monkeypatch.undo()
+    assert len(col) == 1 and col.has(["a", "b"]) == [True, False]
+    col.add(["b"], np.full((1, 4), 2.0, np.float32))
+    assert col.query(np.full(4, 2.0, np.float32), k=1).ids[0, 0] == "b"
+    assert lookalike.database.check(col.directory.parent.parent)["verified"]["rows"] == 2

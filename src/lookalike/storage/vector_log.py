@@ -130,8 +130,8 @@ class VectorLog:
 
     # ------------------------------------------------------------------ writing
     def append(self, start: int, vectors: np.ndarray, labels: np.ndarray, norms: np.ndarray | None) -> int:
-        """Write rows at [start, start + n), make them durable (fsync), and return their CRC32 (the batch's
-        checksum, recorded beside the commit)."""
+        """Write rows at [start, start + n), make them durable (fsync), read them back against their CRC32, and
+        return it (the batch's checksum, recorded beside the commit; ``lookalike check`` verifies it later)."""
         try:
             return self._append(start, {"vectors": vectors, "labels": labels, "norms": norms})
         except OSError as exc:
@@ -152,6 +152,10 @@ class VectorLog:
                     os.ftruncate(fd, _grown(os.fstat(fd).st_size // width, need, width) * width)
                 _pwrite_all(fd, memoryview(data).cast("B"), start * width)
                 os.fdatasync(fd)  # the data (and the size, when it grew): what a reader after a crash needs
+                written = zlib.crc32(memoryview(data).cast("B"))
+                if zlib.crc32(os.pread(fd, data.nbytes, start * width)) != written:  # verified as stored
+                    raise StorageFormatError(f"{path}: rows {start}..{need} read back differ from what was "
+                                             "written; the write was rolled back")
             finally:
                 os.close(fd)
             crc = zlib.crc32(memoryview(data).cast("B"), crc)
