@@ -28,14 +28,37 @@ import subprocess
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from ..errors import InvalidParameterError, LookalikeError
 from ..index.registry import from_config
 from .errors import BuildInProgressError
 
-if TYPE_CHECKING:
-    from .state import CollectionHandle, ServerState
+
+
+class BuildTarget(Protocol):
+    """What a build needs of a served collection (``state.CollectionHandle`` is one): named here, so this module
+    does not import the state that imports it."""
+
+    name: str
+    db_path: Path
+    db: Any
+    sharded: bool
+    building: str | None
+    lock: Any
+
+    @property
+    def collection(self) -> Any: ...
+
+    def swap(self, db: Any, collection: Any, loaded: set[str]) -> None: ...
+
+
+class BuildHost(Protocol):
+    """What the build manager needs of the server's state (``state.ServerState`` is one)."""
+
+    sharded: bool
+    metrics: Any
 
 log = logging.getLogger("lookalike.server")
 
@@ -47,14 +70,14 @@ SHUTDOWN_WAIT_S = 60.0  # how long shutdown waits for a sharded build (its actor
 class BuildManager:
     """At most one build per collection at a time; the status of the last one per collection."""
 
-    def __init__(self, state: "ServerState"):
+    def __init__(self, state: "BuildHost"):
         self.state = state
         self._lock = threading.Lock()
         self._status: dict[str, dict[str, Any]] = {}
         self._processes: dict[str, subprocess.Popen] = {}
         self._threads: dict[str, threading.Thread] = {}
 
-    def status(self, handle: "CollectionHandle") -> dict[str, Any]:
+    def status(self, handle: "BuildTarget") -> dict[str, Any]:
         with self._lock:
             status = dict(self._status.get(handle.name) or {"state": IDLE})
         with handle.lock:
@@ -62,7 +85,7 @@ class BuildManager:
             status.update(collection=handle.name, indexes=col.indexes, default_index=col.default_index)
         return status
 
-    def start(self, handle: "CollectionHandle", index_type: str, params: dict[str, Any], default: bool = True,
+    def start(self, handle: "BuildTarget", index_type: str, params: dict[str, Any], default: bool = True,
               ) -> dict[str, Any]:
         """Check the request, then build in the background; returns the 'building' status."""
         col = handle.collection
@@ -95,13 +118,13 @@ class BuildManager:
             self._status.pop(name, None)
             self._threads.pop(name, None)
 
-    def wait(self, handle: "CollectionHandle", timeout: float | None = None) -> dict[str, Any]:
+    def wait(self, handle: "BuildTarget", timeout: float | None = None) -> dict[str, Any]:
         thread = self._threads.get(handle.name)
         if thread is not None:
             thread.join(timeout)
         return self.status(handle)
 
-    def _run(self, handle: "CollectionHandle", index_type: str, params: dict[str, Any], default: bool) -> None:
+    def _run(self, handle: "BuildTarget", index_type: str, params: dict[str, Any], default: bool) -> None:
         t0 = time.perf_counter()
         outcome: dict[str, Any]
         try:
@@ -131,7 +154,7 @@ class BuildManager:
         log.info("build %s/%s: %s", handle.name, index_type, outcome["state"])
         self.state.metrics.built(handle.name, index_type, outcome["state"], outcome.get("build_s"))
 
-    def _build_in_child(self, handle: "CollectionHandle", index_type: str, params: dict[str, Any],
+    def _build_in_child(self, handle: "BuildTarget", index_type: str, params: dict[str, Any],
                         default: bool) -> dict[str, Any]:
         spec = json.dumps({"type": index_type, "params": params, "default": default})
         command = [sys.executable, "-m", "lookalike.server.build_worker", str(handle.db_path), handle.name, spec]
@@ -150,7 +173,7 @@ class BuildManager:
                                       f"{err.strip()[-STDERR_TAIL:] or 'no output'}"})
 
     @staticmethod
-    def _build_online(handle: "CollectionHandle", index_type: str, params: dict[str, Any],
+    def _build_online(handle: "BuildTarget", index_type: str, params: dict[str, Any],
                       default: bool) -> dict[str, Any]:
         """Build the index of a sharded collection in actors beside its shards (they keep answering queries)."""
         try:
