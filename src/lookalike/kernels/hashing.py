@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .trees import chunk_bounds, ensure_room, heap_pop, heap_push, heap_sort, new_seen_bits, rerank
+from .heaps import heap_pop, heap_push, heap_sort
+from .trees import chunk_bounds, ensure_room, new_seen_bits, rerank
 
 
 @njit(cache=True)

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .heaps import heap_sort, offer
+
 #: fastmath without "no infs / no NaNs": the heaps start full of +inf and compare against it
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 #: below this many multiply-adds (about half a millisecond on one core) a search runs on one thread
@@ -77,7 +79,7 @@ def _search_one(query, centroids, centroid_sq_norms, nprobe, list_start, list_si
     probes = np.full(nprobe, -1, dtype=np.int64)
     probe_scores = np.full(nprobe, np.inf, dtype=np.float32)
     _rank_centroids(query, centroids, centroid_sq_norms, probes, probe_scores)
-    _sort_heap(probe_scores, probes)  # nearest list first: the k-best heap tightens early
+    heap_sort(probe_scores, probes)  # nearest list first: the k-best heap tightens early
     _scan_one(query, probes, list_start, list_size, vectors, slot_rows, row_mask, l2, heap_rows, heap_raw)
 
 
@@ -95,13 +97,13 @@ def _rank_centroids(query, centroids, centroid_sq_norms, heap_lists, heap_scores
             dot1 += qj * centroids[c + 1, j]
             dot2 += qj * centroids[c + 2, j]
             dot3 += qj * centroids[c + 3, j]
-        _offer(heap_scores, heap_lists, centroid_sq_norms[c] - np.float32(2.0) * dot0, c)
-        _offer(heap_scores, heap_lists, centroid_sq_norms[c + 1] - np.float32(2.0) * dot1, c + 1)
-        _offer(heap_scores, heap_lists, centroid_sq_norms[c + 2] - np.float32(2.0) * dot2, c + 2)
-        _offer(heap_scores, heap_lists, centroid_sq_norms[c + 3] - np.float32(2.0) * dot3, c + 3)
+        offer(heap_scores, heap_lists, centroid_sq_norms[c] - np.float32(2.0) * dot0, c)
+        offer(heap_scores, heap_lists, centroid_sq_norms[c + 1] - np.float32(2.0) * dot1, c + 1)
+        offer(heap_scores, heap_lists, centroid_sq_norms[c + 2] - np.float32(2.0) * dot2, c + 2)
+        offer(heap_scores, heap_lists, centroid_sq_norms[c + 3] - np.float32(2.0) * dot3, c + 3)
         c += 4
     for c in range(c, n_lists):
-        _offer(heap_scores, heap_lists, centroid_sq_norms[c] - np.float32(2.0) * _dot(query, centroids[c]), c)
+        offer(heap_scores, heap_lists, centroid_sq_norms[c] - np.float32(2.0) * _dot(query, centroids[c]), c)
 
 
 @numba.njit(cache=True, fastmath=FASTMATH)
@@ -121,8 +123,8 @@ def _scan_one(query, probes, list_start, list_size, vectors, slot_rows, row_mask
                 raw = _sq_l2(query, vectors[row])
             else:
                 raw = -_dot(query, vectors[row])
-            _offer(heap_raw, heap_rows, raw, row)
-    _sort_heap(heap_raw, heap_rows)
+            offer(heap_raw, heap_rows, raw, row)
+    heap_sort(heap_raw, heap_rows)
 
 
 # ---------------------------------------------------------------------------------------------- distances
@@ -143,44 +145,3 @@ def _dot(a, b):
     for j in range(a.shape[0]):
         acc += a[j] * b[j]
     return acc
-
-
-# ---------------------------------------------------------------------------------------------- k-best heap
-@numba.njit(cache=True)
-def _offer(heap_keys, heap_values, key, value):
-    """Keep (key, value) if it beats the worst of the k kept: it replaces the root of the max-heap and sifts down."""
-    if key < heap_keys[0]:
-        _sift_down(heap_keys, heap_values, key, value, heap_keys.shape[0])
-
-
-@numba.njit(cache=True)
-def _sift_down(heap_keys, heap_values, key, value, size):
-    pos = 0
-    while True:
-        child = 2 * pos + 1
-        if child >= size:
-            break
-        if child + 1 < size and heap_keys[child + 1] > heap_keys[child]:
-            child += 1
-        if heap_keys[child] <= key:
-            break
-        heap_keys[pos] = heap_keys[child]
-        heap_values[pos] = heap_values[child]
-        pos = child
-    heap_keys[pos] = key
-    heap_values[pos] = value
-
-
-@numba.njit(cache=True)
-def _sort_heap(heap_keys, heap_values):
-    """Max-heap -> ascending keys, in place (heapsort: the root goes to the end, the rest is re-heaped), then
-    equal keys ordered by value, so that results do not depend on the order the slots were scanned in."""
-    for end in range(heap_keys.shape[0] - 1, 0, -1):
-        key, value = heap_keys[end], heap_values[end]
-        heap_keys[end], heap_values[end] = heap_keys[0], heap_values[0]
-        _sift_down(heap_keys, heap_values, key, value, end)
-    for i in range(1, heap_keys.shape[0]):
-        j = i
-        while j > 0 and heap_keys[j - 1] == heap_keys[j] and heap_values[j - 1] > heap_values[j]:
-            heap_values[j - 1], heap_values[j] = heap_values[j], heap_values[j - 1]
-            j -= 1

@@ -30,7 +30,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .invlists import FASTMATH, SERIAL_WORK, _dot, _offer, _rank_centroids, _sort_heap, _sq_l2
+from .heaps import heap_sort, offer
+from .invlists import FASTMATH, SERIAL_WORK, _dot, _rank_centroids, _sq_l2
 from .kmeans import assign, kmeans
 
 #: training points per codebook centroid (faiss also samples at most 256 * ksub for PQ training)
@@ -164,7 +165,7 @@ def _search_chunks(queries, rotated_queries, centroids, centroid_sq_norms, coars
             cand_raw[:] = np.inf
             if coarse.shape[0] > 0:
                 for c in range(coarse.shape[1]):
-                    _offer(probe_scores, probes, coarse[qi, c], c)
+                    offer(probe_scores, probes, coarse[qi, c], c)
             else:
                 _rank_centroids(queries[qi], centroids, centroid_sq_norms, probes, probe_scores)
             _search_one(queries[qi], rotated_queries[qi], centroid_sq_norms, list_start, list_size, slot_codes,
@@ -178,7 +179,7 @@ def _search_one(query, rotated_query, centroid_sq_norms, list_start, list_size, 
                 codebooks_t, vectors, row_mask, rerank, l2, adc_l2, probes, probe_scores, table, cand_rows, cand_raw,
                 out_rows, out_raw):
     """One query whose nprobe nearest cells are in the max-heap (probes, probe_scores)."""
-    _sort_heap(probe_scores, probes)  # nearest list first: the candidate heap tightens early
+    heap_sort(probe_scores, probes)  # nearest list first: the candidate heap tightens early
     _query_table(rotated_query, codebooks_t, table)
     query_sq_norm = _dot(query, query)
     for p in range(probes.shape[0]):
@@ -189,7 +190,7 @@ def _search_one(query, rotated_query, centroid_sq_norms, list_start, list_size, 
         _scan_codes(lst, query_sq_norm, query_dot_centroid, table, adc_l2, list_start, list_size, slot_codes,
                     slot_sq_norms, slot_rows, row_mask, cand_rows, cand_raw)
     if not rerank:
-        _sort_heap(cand_raw, cand_rows)
+        heap_sort(cand_raw, cand_rows)
         out_rows[:] = cand_rows[: out_rows.shape[0]]
         out_raw[:] = cand_raw[: out_rows.shape[0]]
         if adc_l2 and not l2:  # unit vectors: -<q, x> = ||q - x||^2 / 2 - 1
@@ -201,8 +202,8 @@ def _search_one(query, rotated_query, centroid_sq_norms, list_start, list_size, 
         if row < 0:
             continue
         raw = _sq_l2(query, vectors[row]) if l2 else -_dot(query, vectors[row])
-        _offer(out_raw, out_rows, raw, row)
-    _sort_heap(out_raw, out_rows)
+        offer(out_raw, out_rows, raw, row)
+    heap_sort(out_raw, out_rows)
 
 
 @numba.njit(cache=True, fastmath=FASTMATH)
@@ -248,4 +249,4 @@ def _scan_codes(lst, query_sq_norm, query_dot_centroid, table, adc_l2, list_star
             raw = query_sq_norm + slot_sq_norms[slot] - np.float32(2.0) * dot
         else:
             raw = -dot
-        _offer(heap_raw, heap_rows, raw, row)
+        offer(heap_raw, heap_rows, raw, row)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .topk import sift_down  # the bounded max-heap FlatIndex uses
+from .heaps import sift_down  # the bounded max-heap every scan uses
 
 
 def train_ranges(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +53,7 @@ def _scan_codes(queries, codes, lo, step, is_ip, row_mask, use_mask, n_candidate
             if acc < worst:
                 keys[0] = acc
                 rows[0] = r
-                sift_down(keys, rows, n_candidates)
+                sift_down(keys, rows, 0, n_candidates)
                 worst = keys[0]
 
 

@@ -12,26 +12,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .heaps import sift_down
+
 QUERY_BLOCK = 256
 BASE_BLOCK = 65_536
-
-
-@numba.njit(cache=True, inline="never")
-def sift_down(keys, items, size):
-    """Restore the max-heap property after the root was replaced."""
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= size:
-            return
-        child = left
-        if left + 1 < size and keys[left + 1] > keys[left]:
-            child = left + 1
-        if keys[child] <= keys[i]:
-            return
-        keys[i], keys[child] = keys[child], keys[i]
-        items[i], items[child] = items[child], items[i]
-        i = child
 
 
 def _push_block(raw, offset, row_mask, use_mask, heap_keys, heap_rows):
@@ -49,7 +33,7 @@ def _push_block(raw, offset, row_mask, use_mask, heap_keys, heap_rows):
                     continue
                 keys[0] = value
                 rows[0] = offset + j
-                sift_down(keys, rows, k)
+                sift_down(keys, rows, 0, k)
                 worst = keys[0]
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .heaps import heap_pop, heap_push, heap_sort, offer
+
 def read_only(array: np.ndarray) -> np.ndarray:
     """A read-only view.  The indexes hand the kernels their stored arrays this way whether they are in memory or
     mapped from disk (where they are read-only anyway): Numba then compiles each kernel once, not once per
@@ -324,47 +326,6 @@ def raw_distance(q, x, is_l2) -> float:
     return -total
 
 
-@njit(cache=True)
-def sift_down(keys, items, i, size) -> None:
-    """Restore the max-heap order of keys[:size] below position i; items move with their keys."""
-    key, item = keys[i], items[i]
-    while True:
-        child = 2 * i + 1
-        if child >= size:
-            break
-        if child + 1 < size and keys[child + 1] > keys[child]:
-            child += 1
-        if keys[child] <= key:
-            break
-        keys[i] = keys[child]
-        items[i] = items[child]
-        i = child
-    keys[i] = key
-    items[i] = item
-
-
-@njit(cache=True)
-def heap_sort(keys, items) -> None:
-    """Sort keys ascending in place, items alongside.  (Heapsort on the heap helpers here: Numba's own sort
-    routines each add seconds of compilation, for arrays that are small or already heaps.)"""
-    n = keys.shape[0]
-    for i in range(n // 2 - 1, -1, -1):
-        sift_down(keys, items, i, n)
-    for end in range(n - 1, 0, -1):
-        keys[0], keys[end] = keys[end], keys[0]
-        items[0], items[end] = items[end], items[0]
-        sift_down(keys, items, 0, end)
-
-
-@njit(cache=True)
-def push_bounded(best_raw, best_rows, dist, row) -> None:
-    """Offer (dist, row) to the k best so far, a max-heap on distance (the worst of the k at the root)."""
-    if dist < best_raw[0]:
-        best_raw[0] = dist
-        best_rows[0] = row
-        sift_down(best_raw, best_rows, 0, best_raw.shape[0])
-
-
 @njit(cache=True, fastmath=True)
 def rerank(query, candidates, vectors, is_l2, seen, out_raw, out_rows) -> int:
     """Exact k best of the candidate rows (repeats allowed; ``candidates`` is reordered in place), written sorted
@@ -375,7 +336,7 @@ def rerank(query, candidates, vectors, is_l2, seen, out_raw, out_rows) -> int:
     best_rows = np.full(k, -1, dtype=np.int64)
     computed = drop_repeats(candidates, seen)
     for i in range(computed):
-        push_bounded(best_raw, best_rows, raw_distance(query, vectors[candidates[i]], is_l2), candidates[i])
+        offer(best_raw, best_rows, raw_distance(query, vectors[candidates[i]], is_l2), candidates[i])
     heap_sort(best_raw, best_rows)
     for j in range(k):
         out_raw[j] = best_raw[j]
@@ -401,34 +362,6 @@ def chunk_bounds(n_items, n_chunks, chunk) -> tuple:
 
 
 # ----------------------------------------------------------------------------------------- search
-
-
-@njit(cache=True)
-def heap_push(priority, nodes, size, value, node) -> int:
-    """Push (value, node) on the max-heap held in priority[:size] / nodes[:size]; returns the new size.
-    (Also the min-heap of multi-probe LSH, which pushes negated scores.)"""
-    i = size
-    while i > 0:
-        parent = (i - 1) // 2
-        if priority[parent] >= value:
-            break
-        priority[i] = priority[parent]
-        nodes[i] = nodes[parent]
-        i = parent
-    priority[i] = value
-    nodes[i] = node
-    return size + 1
-
-
-@njit(cache=True)
-def heap_pop(priority, nodes, size) -> tuple:
-    """Max-heap pop; returns (value, node, new size)."""
-    top_value, top_node = priority[0], nodes[0]
-    size -= 1
-    if size > 0:
-        priority[0], nodes[0] = priority[size], nodes[size]
-        sift_down(priority, nodes, 0, size)
-    return top_value, top_node, size
 
 
 @njit(cache=True, fastmath=True)
