@@ -242,6 +242,17 @@ class Collection:
             self._sync()  # written after our catch-up: catch up again
         raise StorageFormatError(f"collection {self.name!r}: ids keep changing under get(); retry")
 
+    def peek(self, limit: int = 10) -> Points:
+        """The first ``limit`` points in insertion order (as Chroma's ``peek``): a look at what a collection
+        holds without knowing its ids."""
+        from ._validation import check_positive_int
+
+        limit = check_positive_int(limit, "limit")
+        ext_ids = self._store.first_ids(limit)
+        if not ext_ids:
+            return Points(ids=[], vectors=np.zeros((0, self.dim), np.float32), metadatas=[])
+        return self.get(ext_ids)
+
     def has(self, ids: Any) -> list[bool]:
         """Whether each id is stored (no error for unknown ids: this is how a resumed ingest skips work)."""
         ext_ids = check_ids(ids)

@@ -145,3 +145,29 @@ def test_bad_sources(tmp_path):
         open_item_image({"name": "no image"})
     with pytest.raises(IdNotFoundError):
         open_item_image({"image": str(tmp_path / "gone.jpg")})
+
+
+def test_item_pictures_load_once_and_can_be_warmed_before_the_first_page():
+    import threading
+
+    from lookalike.catalog import images
+
+    try:
+        from lookalike.bench.datasets import fashion_mnist_files
+
+        fashion_mnist_files()
+    except Exception:  # noqa: BLE001 - the Debian data set is what this test reads
+        pytest.skip("dataset-fashion-mnist is not installed")
+    images._load_fashion_mnist_split.cache_clear()
+    assert not images.warm_item_images([{"image": "/srv/a.jpg"}, None])  # nothing of the data set to load
+    assert images._load_fashion_mnist_split.cache_info().currsize == 0
+    pictures = []
+    threads = [threading.Thread(target=lambda: pictures.append(
+        images.open_item_image({"image": "fashion-mnist:test:3"}))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(pictures) == 8 and images._load_fashion_mnist_split.cache_info().misses == 1  # decompressed once
+    assert images.warm_item_images([{"image": "fashion-mnist:train:0"}])
+    assert images._load_fashion_mnist_split.cache_info().currsize == 2  # both splits ready

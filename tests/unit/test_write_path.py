@@ -171,3 +171,14 @@ def test_a_batch_read_back_wrong_is_refused_and_nothing_is_kept(db, monkeypatch)
     col.add(["b"], np.full((1, 4), 2.0, np.float32))
     assert col.query(np.full(4, 2.0, np.float32), k=1).ids[0, 0] == "b"
     assert lookalike.database.check(col.directory.parent.parent)["verified"]["rows"] == 2
+
+
+def test_peek_shows_the_first_points(db):
+    col = db.create_collection("peeked", dim=3, metric="l2")
+    assert col.peek().ids == []
+    col.add(["a", "b", "c"], np.eye(3, dtype=np.float32), [{"n": 1}, {"n": 2}, None])
+    first = col.peek(2)
+    assert first.ids == ["a", "b"] and first.metadatas == [{"n": 1}, {"n": 2}]
+    np.testing.assert_array_equal(first.vectors, np.eye(3, dtype=np.float32)[:2])
+    with pytest.raises(lookalike.errors.InvalidParameterError):
+        col.peek(0)

@@ -249,6 +249,10 @@ class ServerState:
                 handle.warm()
                 if handle.collection.embedder:
                     self.query_embedder(handle.collection.embedder).embed_texts(["warm-up"])
+                if not handle.sharded:  # the pictures the page will ask for first
+                    from ..catalog.images import warm_item_images
+
+                    warm_item_images(handle.collection.peek(1).metadatas)
             except LookalikeError as exc:
                 log.warning("collection %s: %s", name, exc)
 

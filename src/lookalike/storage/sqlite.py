@@ -266,6 +266,9 @@ class CollectionStore:
             labels, ext_ids = zip(*rows)
             yield np.array(labels, dtype=np.int64), list(ext_ids)
 
+    def first_ids(self, limit: int) -> list[Any]:
+        return [r[0] for r in self.conn.execute("SELECT ext_id FROM points ORDER BY label LIMIT ?", (limit,))]
+
     def all_ids(self) -> tuple[np.ndarray, list[Any]]:
         rows = self.conn.execute("SELECT label, ext_id FROM points ORDER BY label").fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
