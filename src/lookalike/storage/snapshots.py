@@ -28,8 +28,6 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
-
 from ..errors import StorageFormatError
 from .vector_log import LOG_DIR
 
@@ -283,17 +281,17 @@ def _committed_log(log_files: dict[str, Any], sqlite_copy: Path):
     log = VectorLog(Path("."), meta["log_generation"], int(config["dim"]),
                     with_norms=get_metric(config["metric"]).normalize)
     rows = int(meta["log_rows"])
-    for path, dtype, tail in log._files().values():
-        size = rows * dtype.itemsize * int(np.prod(tail))
-        handle = log_files.get(path.name)
+    for column in log.columns().values():
+        name, size = column.path.name, rows * column.width
+        handle = log_files.get(name)
         if handle is None and rows == 0:  # nothing appended yet: the files may not exist
-            yield path.name, io.BytesIO(b""), 0
+            yield name, io.BytesIO(b""), 0
             continue
         if handle is None:
-            raise StorageFormatError(f"the vector log file {path.name} vanished while the snapshot was taken")
+            raise StorageFormatError(f"the vector log file {name} vanished while the snapshot was taken")
         if os.fstat(handle.fileno()).st_size < size:
-            raise StorageFormatError(f"the vector log file {path.name} is shorter than its committed rows")
-        yield path.name, handle, size
+            raise StorageFormatError(f"the vector log file {name} is shorter than its committed rows")
+        yield name, handle, size
 
 
 def _backup_sqlite(source: Path, target: Path) -> None:

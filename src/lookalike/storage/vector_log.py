@@ -52,6 +52,20 @@ class LogRows:
     norms: np.ndarray | None  # (n,) float32, cosine only
 
 
+@dataclass(frozen=True)
+class Column:
+    """One file of a generation: ``row_shape`` values of ``dtype`` per row."""
+
+    path: Path
+    dtype: np.dtype
+    row_shape: tuple[int, ...]
+
+    @property
+    def width(self) -> int:
+        """Bytes per row."""
+        return self.dtype.itemsize * int(np.prod(self.row_shape))
+
+
 class VectorLog:
     """One generation of a collection's vector files.  Thread-safe for one appender and many readers: an append
     writes past every committed row, and a reader's view ends at the committed rows it was given."""
@@ -65,19 +79,17 @@ class VectorLog:
         self._maps: LogRows | None = None
 
     # ------------------------------------------------------------------ files
-    def _files(self) -> dict[str, tuple[Path, np.dtype, tuple[int, ...]]]:
+    def columns(self) -> dict[str, Column]:
+        """The generation's files: ``vectors`` and ``labels``, and ``norms`` under cosine."""
         stem = self.directory / self.generation
-        files = {"vectors": (stem.with_suffix(".f32"), np.dtype("<f4"), (self.dim,)),
-                 "labels": (stem.with_suffix(".labels"), np.dtype("<i8"), ())}
+        columns = {"vectors": Column(stem.with_suffix(".f32"), np.dtype("<f4"), (self.dim,)),
+                   "labels": Column(stem.with_suffix(".labels"), np.dtype("<i8"), ())}
         if self.with_norms:
-            files["norms"] = (stem.with_suffix(".norms"), np.dtype("<f4"), ())
-        return files
+            columns["norms"] = Column(stem.with_suffix(".norms"), np.dtype("<f4"), ())
+        return columns
 
     def paths(self) -> list[Path]:
-        return [path for path, _, _ in self._files().values()]
-
-    def row_bytes(self) -> int:
-        return sum(dtype.itemsize * int(np.prod(tail)) for _, dtype, tail in self._files().values())
+        return [column.path for column in self.columns().values()]
 
     def exists(self) -> bool:
         return all(path.exists() for path in self.paths())
@@ -89,9 +101,7 @@ class VectorLog:
 
     def capacity_rows(self) -> int:
         """Rows every file can hold without growing (their sizes)."""
-        sizes = [path.stat().st_size // (dtype.itemsize * int(np.prod(tail)))
-                 for path, dtype, tail in self._files().values()]
-        return min(sizes)
+        return min(column.path.stat().st_size // column.width for column in self.columns().values())
 
     # ------------------------------------------------------------------ reading
     def rows(self, n: int) -> LogRows:
@@ -109,9 +119,8 @@ class VectorLog:
         if capacity < n:
             raise StorageFormatError(
                 f"{self.directory}: the vector log {self.generation} holds {capacity} rows, SQLite committed {n}")
-        arrays = {}
-        for name, (path, dtype, tail) in self._files().items():
-            arrays[name] = np.memmap(path, dtype=dtype, mode="r", shape=(capacity, *tail))
+        arrays = {name: np.memmap(column.path, dtype=column.dtype, mode="r", shape=(capacity, *column.row_shape))
+                  for name, column in self.columns().items()}
         self._maps = LogRows(arrays["vectors"], arrays["labels"], arrays.get("norms"))
         self._mapped_rows = capacity
 
@@ -143,9 +152,9 @@ class VectorLog:
     def _append(self, start: int, columns: dict[str, np.ndarray | None]) -> int:
         need = start + len(columns["labels"])
         crc = 0
-        for name, (path, dtype, tail) in self._files().items():
-            data = np.ascontiguousarray(columns[name], dtype=dtype)
-            width = dtype.itemsize * int(np.prod(tail))
+        for name, column in self.columns().items():
+            path, width = column.path, column.width
+            data = np.ascontiguousarray(columns[name], dtype=column.dtype)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 if os.fstat(fd).st_size < need * width:
@@ -164,9 +173,9 @@ class VectorLog:
     def checksum(self, start: int, n: int) -> int:
         """CRC32 of rows [start, start + n) as stored, computed as ``append`` did."""
         crc = 0
-        for name, (path, dtype, tail) in self._files().items():
-            width = dtype.itemsize * int(np.prod(tail))
-            with open(path, "rb") as fh:
+        for column in self.columns().values():
+            width = column.width
+            with open(column.path, "rb") as fh:
                 fh.seek(start * width)
                 remaining = n * width
                 while remaining:
@@ -179,8 +188,8 @@ class VectorLog:
 
     def trim(self, n: int) -> None:
         """Cut the files to exactly ``n`` rows (call with the write lock held: nobody appends meanwhile)."""
-        for path, dtype, tail in self._files().values():
-            width = dtype.itemsize * int(np.prod(tail))
+        for column in self.columns().values():
+            path, width = column.path, column.width
             if path.exists() and path.stat().st_size != n * width:
                 os.truncate(path, n * width)
         self._maps, self._mapped_rows = None, 0
