@@ -323,22 +323,6 @@ class Index:
         self._fill(fresh, source)
         return fresh
 
-    def reordered(self, order: np.ndarray) -> "Index":
-        """An owning twin whose row i is this index's row ``order[i]`` (``order``: every row once), dead rows
-        included, under a new generation: the rows of a vector source put in the order an attached index
-        prefers.  Only for indexes without row-indexed structure of their own (FlatIndex)."""
-        from .registry import from_config
-
-        order = np.asarray(order, dtype=np.int64)
-        if not self.owns_vectors or len(order) != self.n_rows or not np.array_equal(np.sort(order), np.arange(self.n_rows)):
-            raise InvalidParameterError("reordered takes an owning index and a permutation of all its rows")
-        fresh = from_config(self.config())
-        fresh._vectors = GrowableArray((self.dim,), np.float32, self.vectors[order])
-        fresh._labels = GrowableArray((), np.int64, self.labels[order])
-        fresh._live = GrowableArray((), np.bool_, self.live[order])
-        fresh._n_live = self._n_live
-        return fresh
-
     def reordered_with(self, source: "Index", order: np.ndarray) -> "Index":
         """This attached index over ``source``, the reordered twin of its old source (``source.row i`` = old row
         ``order[i]``).  The default builds it again; an index whose structure only names rows renumbers them."""

@@ -303,11 +303,6 @@ class CollectionStore:
         return [r[0] for r in self.conn.execute(
             "SELECT label FROM changes WHERE version > ? AND op < 0 ORDER BY version, rowid", (version,))]
 
-    def changes_since(self, version: int) -> list[tuple[int, int, int]]:
-        return self.conn.execute(
-            "SELECT version, label, op FROM changes WHERE version > ? ORDER BY version, rowid", (version,)
-        ).fetchall()
-
     def filter_labels(self, where: dict[str, Any]) -> np.ndarray:
         sql, params = compile_where(where)
         rows = self.conn.execute(f"SELECT label FROM points WHERE {sql}", params).fetchall()
