@@ -52,7 +52,7 @@ from .errors import (
 from .evaluation import recall_per_query, true_knn_flags
 from .index.base import Index
 from .index.registry import from_config, get_index_class
-from .metrics import get_metric, normalize_rows, prepare, similarity
+from .metrics import get_metric, normalize_rows, row_norms, similarity
 from .storage.sqlite import CollectionStore
 from .store import FLAT, PointStore, Written
 from .tail import CONCURRENT_STEP_FACTOR, BackgroundIndexer, StepSize, search_with_tail, tail_limit, unindexed
@@ -169,8 +169,8 @@ class Collection:
 
     def _write(self, ids: Any, vectors: Any, metadata: Any, *, replace: bool) -> None:
         ext_ids, x, metas = check_points(ids, vectors, metadata, self.dim, refuse_zero=self._spec.normalize)
-        norms = np.linalg.norm(x, axis=1).astype(np.float32) if self._spec.normalize else None
-        prepared = prepare(x, self._spec)
+        norms = row_norms(x) if self._spec.normalize else None  # stored beside the unit vectors: get() gives x
+        prepared = x if norms is None else normalize_rows(x, norms=norms)
         with self._write_lock:
             store = self._writer()
             with store.transaction():
@@ -652,7 +652,9 @@ class Collection:
         version = self._points.version
         if synced.version == version:
             return
-        removed = np.asarray(self._store.deletions_since(synced.version), dtype=np.int64)
+        since, removed = self._points.last_removed  # what the exact index's catch-up just read, if it fits
+        if synced.version != since:
+            removed = np.asarray(self._store.deletions_since(synced.version), dtype=np.int64)
         gone = removed[synced.index.has(removed)]
         if len(gone):
             synced.index.remove(gone)
@@ -864,7 +866,7 @@ def check_points(ids: Any, vectors: Any, metadata: Any, dim: int, *, refuse_zero
     if len(x) != len(ext_ids):
         raise InvalidInputError(f"got {len(ext_ids)} ids for {len(x)} vectors: pass one id per vector")
     if refuse_zero:
-        normalize_rows(x)
+        row_norms(x)
     return ext_ids, x, check_metadata(metadata, len(ext_ids))
 
 

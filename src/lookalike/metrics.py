@@ -41,14 +41,21 @@ def get_metric(name: str | Metric) -> MetricSpec:
     return _SPECS[key]
 
 
-def normalize_rows(vectors: np.ndarray, *, what: str = "vectors") -> np.ndarray:
-    """Unit-length rows; a zero row has no direction, so cosine cannot use it."""
+def row_norms(vectors: np.ndarray, *, what: str = "vectors") -> np.ndarray:
+    """Each row's length; a zero row has no direction, so cosine cannot use it (ZeroVectorError)."""
     norms = np.linalg.norm(vectors, axis=1)
     zero = np.flatnonzero(norms == 0)
     if len(zero):
         raise ZeroVectorError(
             f"{what} row {int(zero[0])} is all zeros: a zero vector has no direction under the cosine metric"
         )
+    return norms
+
+
+def normalize_rows(vectors: np.ndarray, *, what: str = "vectors", norms: np.ndarray | None = None) -> np.ndarray:
+    """Unit-length rows (``norms``: the rows' lengths, when the caller has them already)."""
+    if norms is None:
+        norms = row_norms(vectors, what=what)
     return np.ascontiguousarray(vectors / norms[:, None], dtype=np.float32)
 
 

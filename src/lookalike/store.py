@@ -36,6 +36,9 @@ class PointStore:
         self.flat: FlatIndex | None = None
         self.version = -1  # the SQLite data version the live flags reflect
         self.ids: _IdMap | None = None
+        #: (version, labels): the labels deleted between that version and ``version``, as the last catch-up read
+        #: them; an index at that version catches up from them instead of reading the change log again
+        self.last_removed: tuple[int, np.ndarray] = (-1, np.empty(0, np.int64))
         self._uncommitted_cut = False  # bytes past the committed rows are cut off before this process's first append
 
     def _log_of(self, generation: str) -> VectorLog:
@@ -67,6 +70,7 @@ class PointStore:
         self.flat = FlatIndex.over_log(self.dim, self.metric, view.vectors, view.labels, live, generation)
         self.ids = ids
         self.version = store.version()
+        self.last_removed = (self.version, np.empty(0, np.int64))
 
     def catch_up(self, store: CollectionStore, written: "Written | None" = None) -> bool:
         """Bring the flat index and the id map to the committed state (inside a read transaction).  Returns
@@ -87,8 +91,7 @@ class PointStore:
             if written is not None and np.array_equal(written.labels, new_labels):
                 self.ids.add(new_labels, written.ext_ids)
             else:  # another process wrote them: their ids from SQLite (some may be deleted already)
-                alive = store.existing_labels(new_labels)
-                self.ids.add(alive, store.points(alive)[0])
+                self.ids.add(*store.ids_of_labels(new_labels))
         if written is not None and written.version == version and written.previous == self.version:
             removed = written.removed
         else:
@@ -97,6 +100,7 @@ class PointStore:
         gone = removed[flat.has(removed)]
         if len(gone):
             flat.remove(gone)
+        self.last_removed = (self.version, removed)
         self.version = version
         return True
 

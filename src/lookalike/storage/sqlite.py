@@ -290,13 +290,14 @@ class CollectionStore:
             out.update(self.conn.execute(f"SELECT label, metadata FROM points WHERE label IN ({_marks(chunk)})", chunk))
         return out
 
-    def existing_labels(self, labels: Sequence[int]) -> np.ndarray:
-        """Of these labels, those of points still stored, in the order given."""
-        found: set[int] = set()
+    def ids_of_labels(self, labels: Sequence[int]) -> tuple[np.ndarray, list[Any]]:
+        """(labels, ext_ids) of those of ``labels`` whose points are still stored, in the order given."""
+        by_label: dict[int, Any] = {}
         for chunk in _chunks([int(l) for l in labels]):
-            found.update(r[0] for r in self.conn.execute(
-                f"SELECT label FROM points WHERE label IN ({_marks(chunk)})", chunk))
-        return np.array([l for l in np.asarray(labels).tolist() if l in found], dtype=np.int64)
+            by_label.update(self.conn.execute(
+                f"SELECT label, ext_id FROM points WHERE label IN ({_marks(chunk)})", chunk))
+        found = [l for l in np.asarray(labels).tolist() if l in by_label]
+        return np.array(found, dtype=np.int64), [by_label[l] for l in found]
 
     def deletions_since(self, version: int) -> list[int]:
         """Labels deleted after ``version`` (the change log records deletions: additions are log rows)."""
