@@ -156,9 +156,7 @@ class RemoteCollection:
         for rows in self._batches(row_bytes):
             # the metadata goes as the JSON texts the checks made: encoded once, not twice
             metadata_json = "null" if metadata is None else "[" + ",".join(t or "null" for t in texts[rows]) + "]"
-            body = (f'{{"ids":{_dumps(ext_ids[rows])},"vectors":{_dumps(encode_array(x[rows]))},'
-                    f'"metadata":{metadata_json},"replace":{"true" if replace else "false"}}}')
-            self._http.post(f"{self._path}/points", body.encode("utf-8"))
+            self._post_points(_dumps(ext_ids[rows]), _dumps(encode_array(x[rows])), metadata_json, replace)
 
     def _write_in_one_request(self, ids: Any, vectors: Any, metadata: Any, replace: bool) -> bool:
         """The common write, a batch that fits in one request, with the metadata encoded as one JSON text (one
@@ -186,10 +184,14 @@ class RemoteCollection:
         ids_json = _dumps(ext_ids)
         if len(encoded) + len(ids_json) + 4 * len(metadata_json) > BODY_FILL * limits["max_body_bytes"]:
             return False
-        body = (f'{{"ids":{ids_json},"vectors":{encoded},"metadata":{metadata_json},'
+        self._post_points(ids_json, encoded, metadata_json, replace)
+        return True
+
+    def _post_points(self, ids_json: str, vectors_json: str, metadata_json: str, replace: bool) -> None:
+        """POST one batch of points, its parts already JSON texts (the body is put together, not encoded again)."""
+        body = (f'{{"ids":{ids_json},"vectors":{vectors_json},"metadata":{metadata_json},'
                 f'"replace":{"true" if replace else "false"}}}')
         self._http.post(f"{self._path}/points", body.encode("utf-8"))
-        return True
 
     def delete(self, ids: Any = None, *, where: dict[str, Any] | None = None) -> int:
         """Delete points by id (every id must exist, else IdNotFoundError) or by filter; returns how many."""
