@@ -60,9 +60,7 @@ class Database:
             raise StorageFormatError(f"{self.path} is not a lookalike database")
         else:
             (self.path / "collections").mkdir(parents=True, exist_ok=True)
-            tmp = self.path / f".{MARKER}.tmp"
-            tmp.write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION}))
-            os.replace(tmp, marker)
+            _write_marker(self.path)
 
     @staticmethod
     def _check_marker(marker: Path) -> None:
@@ -175,6 +173,13 @@ class Database:
         return f"Database({str(self.path)!r})"
 
 
+def _write_marker(root: Path) -> None:
+    """Mark ``root`` as a database of this format (written aside and renamed: whole or not at all)."""
+    tmp = root / f".{MARKER}.tmp"
+    tmp.write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION}))
+    os.replace(tmp, root / MARKER)
+
+
 def format_version_of(marker: Path) -> Any:
     """The format_version a database marker states (None when unreadable: the full check says why)."""
     try:
@@ -206,9 +211,7 @@ def migrate(path: str | os.PathLike) -> list[str]:
         moved = [d.name for d in sorted((root / "collections").iterdir())
                  if d.is_dir() and not d.name.startswith(".") and (d / SQLITE_FILE).exists()
                  and migrate_collection(d, SQLITE_FILE)]
-        tmp = root / f".{MARKER}.tmp"
-        tmp.write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION}))
-        os.replace(tmp, marker)
+        _write_marker(root)
     return moved
 
 
