@@ -1,5 +1,5 @@
 """Make a database with release 1's layout (vectors in SQLite rows), for the migration test."""
-import sys, numpy as np, lookalike, tarfile, shutil, os
+import sys, numpy as np, lookalike, shutil
 root = sys.argv[1]
 shutil.rmtree(root, ignore_errors=True)
 rng = np.random.default_rng(7)

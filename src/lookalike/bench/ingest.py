@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .serving import BLAS_SLOWDOWNS
+from .serving import user_env
 
 INGEST = r"""
 import json, sys, time, numpy as np
@@ -174,7 +174,7 @@ def line(r: dict[str, Any]) -> str:
 
 
 def _run(python: str, script: str, *args: str, parse: bool = True) -> Any:
-    env = {k: v for k, v in os.environ.items() if k not in BLAS_SLOWDOWNS}
+    env = user_env()
     out = subprocess.run([python, "-c", script, *args], env=env, check=True, stdout=subprocess.PIPE, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1]) if parse else None
 

@@ -16,6 +16,11 @@ from typing import Callable
 BLAS_SLOWDOWNS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # set on these machines, not on users': unset
 
 
+def user_env() -> dict[str, str]:
+    """The environment users run with: this process's, without these machines' BLAS slow-downs."""
+    return {k: v for k, v in os.environ.items() if k not in BLAS_SLOWDOWNS}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -48,7 +53,7 @@ def start_lookalike(db: str | Path, port: int, *, workers: int = 1, api_key: str
     """`lookalike serve --db DB --port PORT` on 127.0.0.1, returned once /api/health answers."""
     import httpx
 
-    env = {k: v for k, v in os.environ.items() if k not in BLAS_SLOWDOWNS}
+    env = user_env()
     if api_key:
         env["LOOKALIKE_API_KEY"] = api_key
     command = [sys.executable, "-m", "lookalike.cli", "serve", "--db", str(db), "--host", "127.0.0.1",

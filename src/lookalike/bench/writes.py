@@ -18,7 +18,6 @@ interpreter (chromadb pins its own dependencies).  Wall-clock timestamps split t
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .serving import BLAS_SLOWDOWNS, free_port, start_lookalike, wait_until
+from .serving import free_port, start_lookalike, user_env, wait_until
 
 READER = r"""
 import json, os, sys, time, numpy as np
@@ -145,7 +144,7 @@ def _chroma(python: str, work: Path, data: Path, batch: int, alone_s: float) -> 
     import httpx
 
     path = work / "chroma-db"
-    env = _user_env()
+    env = user_env()
     subprocess.run([python, "-c", CHROMA_BUILD, str(path), str(data), "bench"], check=True, env=env,
                    stdout=subprocess.DEVNULL)
     port = free_port()
@@ -166,7 +165,7 @@ def _phases(python: str, system: str, target: str, work: Path, data: Path, batch
     """The searching client alone for ``alone_s``, then while the writer runs; their figures."""
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         stop, reads, writes = Path(tmp) / "stop", Path(tmp) / "reads.npy", Path(tmp) / "writes.json"
-        env = _user_env()
+        env = user_env()
         reader = subprocess.Popen([python, "-c", READER, system, target, "bench", str(data), str(stop), str(reads)],
                                   env=env, stdout=subprocess.PIPE, text=True)
         if reader.stdout.readline().strip() != "ready":
@@ -199,11 +198,6 @@ def _line(r: dict[str, Any]) -> str:
     return (f"search p50/p99/max alone {a['p50_ms']}/{a['p99_ms']}/{a['max_ms']} ms ({a['per_s']}/s), during writes "
             f"{d.get('p50_ms')}/{d.get('p99_ms')}/{d.get('max_ms')} ms ({d.get('per_s')}/s); writer "
             f"{r['writer_vectors_per_s']:,.0f} vectors/s; read-your-writes {r['read_your_writes']:.3f}")
-
-
-def _user_env() -> dict[str, str]:
-    """The environment users run with: these machines' BLAS slow-downs unset."""
-    return {k: v for k, v in os.environ.items() if k not in BLAS_SLOWDOWNS}
 
 
 def report(results: dict[str, Any]) -> str:
