@@ -50,6 +50,7 @@ from .errors import (
     StorageFormatError,
 )
 from .evaluation import recall_per_query, true_knn_flags
+from .filter_masks import FilterMasks
 from .index.base import Index
 from .index.registry import from_config, get_index_class
 from .metrics import get_metric, normalize_rows, row_norms, similarity
@@ -105,6 +106,7 @@ class Collection:
         self._points = PointStore(self.directory, self.dim, self._spec.name, self._spec.normalize)
         self._indexes: dict[str, _Synced] = {}
         self._synced_stamp: tuple[int, int] | None = None  # the store's change stamp the in-memory state reflects
+        self._filters = FilterMasks()  # metadata columns and the masks of recent filters
         self._metadata = _MetadataCache()  # label -> decoded metadata, filled as hits are returned
         self._default_index = FLAT
         self._tuned: dict[str, dict[str, Any]] = {}
@@ -349,8 +351,8 @@ class Collection:
     def _query_in_memory(self, q, k, where, name, with_recall, include_metadata, modality,
                          query_params) -> SearchResult:
         """collection -> index + tail -> labels -> ids -> metadata, on a caught-up collection (lock held shared)."""
-        allowed = None if where is None else self._store.filter_labels(where)
         flat = self._points.flat
+        allowed = self._filters.allowed(where, flat, self._store)  # rows, from memory
         searcher = flat if name == FLAT else self._loaded_index(name)
         tuned = (modality is not None and self._tuned.get(f"{name}@{modality}")) or self._tuned.get(name)
         if tuned:

@@ -20,6 +20,27 @@ class Metric(str, Enum):
 PAD_ID = -1
 
 
+class AllowedRows:
+    """The rows a filter lets through, as a collection hands them to its indexes (``allowed_ids=``): ``mask``, a
+    bool per row of the collection's exact index (which the other indexes share, see ``Index.attach``), and
+    ``rows``, the True positions in ascending order, so that an index can count the allowed rows, or read just
+    those, without a pass over the mask.  Deleted rows may be among them: the index's live mask removes them."""
+
+    __slots__ = ("mask", "rows")
+
+    def __init__(self, mask: np.ndarray, rows: np.ndarray):
+        self.mask, self.rows = mask, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def below(self, n_rows: int) -> np.ndarray:
+        """The allowed rows under ``n_rows`` (an index that holds only the first rows)."""
+        if n_rows >= len(self.mask):
+            return self.rows
+        return self.rows[: int(np.searchsorted(self.rows, n_rows))]
+
+
 @dataclass
 class SearchResult:
     """Answer of a batch of queries, always batch-shaped: row i answers query i.

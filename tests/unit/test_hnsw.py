@@ -226,7 +226,7 @@ def test_selective_filters_use_the_exact_scan():
     index = HNSWIndex(DIM, "l2")
     index.add(clustered(1000, DIM, 5, 1))
     assert index._scan_is_cheaper(n_allowed=50, ef=64)
-    assert not index._scan_is_cheaper(n_allowed=900, ef=64)
+    assert not index._scan_is_cheaper(n_allowed=900, ef=16)
 
 
 @pytest.mark.parametrize("mmap", [False, True])

@@ -119,6 +119,17 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     ingest.add_argument("--peer-python", default=None, metavar="PYTHON",
                         help="a Python with lancedb and/or chromadb: their ingest and bytes on disk, same run")
     ingest.add_argument("--peer-size", default=None, metavar="N", help="points the peers ingest (default: N)")
+    filters = parser.add_argument_group("filtered search")
+    filters.add_argument("--filters", default=None, metavar="N:D", nargs="?", const="100k:128",
+                         help="instead of the above: N x D clustered vectors (default 100k:128) with metadata, HNSW "
+                              "at ef 32, one query per call through Collection.query(where=...): unfiltered and "
+                              "with filters passing 50%%, 10%%, 1%% and a 5%% price range; --peer-python adds "
+                              "Chroma's PersistentClient")
+    filters.add_argument("--filters-page", default=None, metavar="DB[:COLLECTION]",
+                         help="with --filters: also text searches through `lookalike serve` over this catalog "
+                              "(default collection fashion-mnist), without and with the page's class filter")
+    filters.add_argument("--filters-ef", type=int, default=32, metavar="EF",
+                         help="with --filters: the HNSW ef of every query (default 32)")
     out.add_argument("--show", default=None, metavar="RESULT.json",
                      help="print the table (and redraw the plots unless --no-plot) of a saved result, and exit")
 
@@ -138,6 +149,8 @@ def run_bench(args: argparse.Namespace) -> int:
             return _writes(args)
         if args.ingest:
             return _ingest(args)
+        if args.filters:
+            return _filters(args)
         return _run(args)
     except LookalikeError as exc:
         print(f"lookalike bench: {exc}", file=sys.stderr)
@@ -195,6 +208,26 @@ def _ingest(args: argparse.Namespace) -> int:
         results = measure_ingest(Path(work), n=n, dim=d, seed=args.seed, peer_python=args.peer_python,
                                  peer_n=peer_n)
     return _print_and_save(args, "ingest", results, report(results))
+
+
+def _filters(args: argparse.Namespace) -> int:
+    """``--filters [N:D]``: lookalike.bench.filters, printed and written as JSON into --out."""
+    import tempfile
+
+    from .datasets import _parse_count
+    from .filters import measure_filters, report
+
+    size, _, dim = args.filters.partition(":")
+    n, d = _parse_count(size, args.filters), _parse_count(dim or "128", args.filters)
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-filters-", dir=args.cache_dir) as work:
+        results = measure_filters(Path(work), n=n, dim=d, n_queries=args.queries or 1000, seed=args.seed,
+                                  peer_python=args.peer_python, ef=args.filters_ef)
+    if args.filters_page:
+        from .filters import measure_page_filter
+
+        db, _, name = args.filters_page.partition(":")
+        results["page"] = measure_page_filter(Path(db), name or "fashion-mnist", seed=args.seed)
+    return _print_and_save(args, "filters", results, report(results))
 
 
 def _print_and_save(args: argparse.Namespace, suite: str, results: dict, text: str) -> int:

@@ -41,7 +41,7 @@ from ..errors import (
 from ..kernels.topk import exact_topk
 from ..metrics import MetricSpec, finalize, get_metric, prepare
 from ..storage.formats import read_format_json
-from ..types import SearchResult, empty_result
+from ..types import AllowedRows, SearchResult, empty_result
 
 FORMAT = "lookalike-index"
 FORMAT_VERSION = 1
@@ -379,7 +379,7 @@ class Index:
             mask = self.live  # read only: the kernels never write a mask
             if allowed_ids is not None:
                 mask = mask & self._mask_of(allowed_ids)
-            n_candidates = int(mask.sum())
+            n_candidates = int(np.count_nonzero(mask))
             if n_candidates == 0:
                 return empty_result(len(q), k)
         rows, raw = self._search_rows(q, k, mask, **params)
@@ -446,9 +446,11 @@ class Index:
         return found, order[pos].astype(np.int64)
 
     def _mask_of(self, allowed_ids: Any) -> np.ndarray:
+        if type(allowed_ids) is AllowedRows:
+            allowed_ids = allowed_ids.mask
         allowed = np.asarray(allowed_ids)
-        if allowed.dtype == np.bool_ and len(allowed) == self.n_rows:
-            return allowed
+        if allowed.dtype == np.bool_ and len(allowed) >= self.n_rows:
+            return allowed[: self.n_rows]  # a row mask (an attached index's: over its source's rows)
         allowed = allowed.astype(np.int64, copy=False).ravel()
         mask = np.zeros(self.n_rows, dtype=np.bool_)
         found, rows = self._rows_of(allowed)

@@ -31,16 +31,16 @@ import numpy as np
 from .._validation import MAX_K, check_positive_int
 from ..errors import StorageFormatError
 from ..kernels import graph as kernels
-from ..kernels.topk import exact_topk
+from ..kernels.topk import exact_topk, scan_rows
 from ..metrics import finalize
-from ..types import SearchResult
+from ..types import AllowedRows, SearchResult, empty_result
 from .base import GrowableArray, Index
 
 _NO_MASK = np.empty(0, dtype=np.bool_)
 GRAPH_ARRAYS = ("levels", "links0", "counts0", "upper_start", "upper_links", "upper_counts")
 #: a filtered graph search visits about this many nodes per slot of ef, divided by the allowed fraction;
 #: below that count of allowed rows, scanning them exactly is cheaper (and exact)
-FILTER_SCAN_FACTOR = 8
+FILTER_SCAN_FACTOR = 16
 
 
 class HNSWIndex(Index):
@@ -156,27 +156,46 @@ class HNSWIndex(Index):
 
     # ------------------------------------------------------------------ reading
     def search(self, queries: Any, k: int = 10, *, allowed_ids: Any = None, **query_params: Any) -> SearchResult:
-        """``Index.search``, with a short way for the case a server sees most: one finite float32 query, no
-        filter, no tombstone.  Its checks cost a few microseconds where the general path spends tens, as much
-        as the graph search itself.  The answer is the general path's (under cosine up to the last bit of the
-        distances: the query is normalised inside the kernel); any other input, valid or not, takes the
-        general path, which also raises the errors."""
-        if (allowed_ids is None and type(queries) is np.ndarray and self._n_live == self.n_rows > 0
-                and query_params.keys() <= {"ef"} and type(k) is int and 1 <= k <= MAX_K):
+        """``Index.search``, with a short way for the case a server sees most: one finite float32 query, with no
+        filter or a filter given as a row mask (as the collection gives it).  Its checks cost a few microseconds
+        where the general path spends tens, as much as the graph search itself.  The answer is the general
+        path's (under cosine up to the last bit of the distances: the query is normalised inside the kernel);
+        any other input, valid or not, takes the general path, which also raises the errors."""
+        if (type(queries) is np.ndarray and self.n_rows > 0 and query_params.keys() <= {"ef"} and type(k) is int
+                and 1 <= k <= MAX_K and (allowed_ids is None or type(allowed_ids) is AllowedRows)):
             ef = query_params.get("ef", self.query_defaults["ef"])
             if (type(ef) is int and ef >= 1 and queries.dtype == np.float32 and queries.flags.c_contiguous
                     and 0 < queries.ndim <= 2 and queries.size == queries.shape[-1] == self.dim):
                 total = float(queries.sum())
                 if total - total == 0.0:  # finite: a NaN or an inf anywhere makes the sum NaN or inf
-                    result = self._search_one(queries.reshape(1, self.dim), k, ef)
+                    result = self._search_one(queries.reshape(1, self.dim), k, max(ef, k), allowed_ids)
                     if result is not None:
                         return result
         return super().search(queries, k, allowed_ids=allowed_ids, **query_params)
 
-    def _search_one(self, query: np.ndarray, k: int, ef: int) -> SearchResult | None:
+    def _search_one(self, query: np.ndarray, k: int, ef: int, allowed: AllowedRows | None) -> SearchResult | None:
+        """One query: the graph walk, or an exact scan of the allowed rows when a filter lets so few through that
+        the walk would cost more (or when the walk found fewer than k of them)."""
         vectors, graph, entry, is_ip, tags, epochs, c_keys, c_nodes = self._search_context(True)
-        rows, raw = kernels.search_one(query, vectors, graph, entry, k, max(ef, k), is_ip, _NO_MASK, False, tags,
-                                       epochs, c_keys, c_nodes, self.spec.normalize)
+        normalize, all_live = self.spec.normalize, self._n_live == self.n_rows
+        if allowed is None:
+            candidates, n_allowed = None, self._n_live
+            mask = None if all_live else self.live
+        else:
+            candidates = allowed.below(self.n_rows)  # deleted rows may be among them: counted, never returned
+            n_allowed = len(candidates)
+            mask = allowed.mask[: self.n_rows] if all_live else allowed.mask[: self.n_rows] & self.live
+        if n_allowed == 0:
+            return empty_result(1, k)
+        scan = allowed is not None and self._scan_is_cheaper(n_allowed, ef)
+        if not scan:
+            rows, raw = kernels.search_one(query, vectors, graph, entry, k, ef, is_ip,
+                                           _NO_MASK if mask is None else mask, mask is not None, tags, epochs,
+                                           c_keys, c_nodes, normalize)
+            # a filtered walk that came back short is completed exactly (as ``Index.search`` does)
+            scan = candidates is not None and rows[0, min(k, n_allowed) - 1] == -1
+        if scan:
+            rows, raw = scan_rows(query, vectors, candidates, self.live, not all_live, k, is_ip, normalize)
         if rows[0, -1] >= 0:
             return SearchResult(ids=self.labels[rows], distances=finalize(raw, self.spec))
         if rows[0, 0] == -2:  # a zero vector under cosine: the general path raises the error
@@ -205,6 +224,8 @@ class HNSWIndex(Index):
 
     def _scan_allowed(self, queries: np.ndarray, k: int, mask: np.ndarray):
         rows = np.flatnonzero(mask)
+        if len(queries) == 1:  # reads the allowed rows in place; a batch gathers them once for BLAS
+            return scan_rows(queries, self.vectors, rows, mask, False, k, self.spec.kind == "ip", False)
         found, raw = exact_topk(queries, self.vectors[rows], k, self.spec.kind)
         return np.where(found >= 0, rows[np.maximum(found, 0)], -1), raw
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .heaps import sift_down
+from .heaps import heap_sort, offer, sift_down
 
 QUERY_BLOCK = 256
 BASE_BLOCK = 65_536
@@ -115,3 +115,44 @@ def _exact_l2(q: np.ndarray, vectors: np.ndarray, rows: np.ndarray, raw: np.ndar
     diff = vectors[np.where(found, rows, 0)] - q[:, None, :]
     exact = np.einsum("qkd,qkd->qk", diff, diff).astype(np.float32)
     return np.where(found, exact, np.inf).astype(np.float32)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def scan_rows(q, vectors, rows, live, use_live, k, is_ip, normalize):
+    """Exact k nearest of one query (q: (1, dim)) among ``rows`` (those live, when ``use_live``), reading only
+    those rows: under a filter that passes few rows this beats scoring every row with BLAS and masking the
+    scores, copying the rows out first, or walking a bool mask (a branch per row, mispredicted at random).
+    ``normalize`` scales the query to unit length first (cosine).  Returns (rows (1,k) padded -1, raw (1,k)
+    padded +inf); a zero query under ``normalize`` gives rows[0,0] = -2."""
+    dim = vectors.shape[1]
+    keys = np.full(k, np.inf, dtype=np.float32)
+    found = np.full(k, -1, dtype=np.int64)
+    query = q[0].copy()
+    if normalize:
+        squares = np.float32(0.0)
+        for d in range(dim):
+            squares += query[d] * query[d]
+        if not squares > 0.0:
+            found[0] = -2
+            return found.reshape(1, k), keys.reshape(1, k)
+        query *= np.float32(1.0) / np.sqrt(squares)
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        if use_live and not live[r]:
+            continue
+        score = np.float32(0.0)
+        if is_ip:
+            for d in range(dim):
+                score += query[d] * vectors[r, d]
+            score = -score
+        else:
+            for d in range(dim):
+                diff = query[d] - vectors[r, d]
+                score += diff * diff
+        if score < keys[0]:
+            offer(keys, found, score, r)
+    heap_sort(keys, found)
+    for i in range(k):
+        if keys[i] == np.inf:
+            found[i] = -1
+    return found.reshape(1, k), keys.reshape(1, k)

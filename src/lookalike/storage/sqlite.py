@@ -26,7 +26,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..errors import DuplicateIdError, StorageBusyError, StorageFormatError, StorageFullError
-from .filters import compile_where, metadata_index_sql
+from .filters import compile_where, metadata_index_sql, path_literal
 from .vector_log import new_generation
 
 SCHEMA_FORMAT = "lookalike-collection"
@@ -303,6 +303,18 @@ class CollectionStore:
         """Labels deleted after ``version`` (the change log records deletions: additions are log rows)."""
         return [r[0] for r in self.conn.execute(
             "SELECT label FROM changes WHERE version > ? AND op < 0 ORDER BY version, rowid", (version,))]
+
+    def metadata_values(self, key: str, from_label: int) -> tuple[np.ndarray, list[str], list[Any]]:
+        """(labels, JSON types, values) of the points from ``from_label`` on whose metadata holds ``key`` as a
+        string, a number or a boolean (the columns ``lookalike.filter_masks`` filters on)."""
+        path = path_literal(key)
+        rows = self.conn.execute(
+            f"SELECT label, json_type(metadata, {path}) AS kind, json_extract(metadata, {path}) FROM points "
+            f"WHERE label >= ? AND kind IN ('text', 'integer', 'real', 'true', 'false')", (from_label,)).fetchall()
+        if not rows:
+            return np.empty(0, np.int64), [], []
+        labels, kinds, values = zip(*rows)
+        return np.array(labels, dtype=np.int64), list(kinds), list(values)
 
     def filter_labels(self, where: dict[str, Any]) -> np.ndarray:
         sql, params = compile_where(where)
