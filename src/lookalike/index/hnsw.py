@@ -66,6 +66,7 @@ class HNSWIndex(Index):
         self._workspace = Workspace()  # the searches' scratch
         self._insert_workspace = Workspace()  # the insertions' own: a search may run beside an insertion
         self._context: tuple | None = None  # see _search_context
+        self._final = {"l2": kernels.FINAL_L2, "cosine": kernels.FINAL_COSINE}.get(self.spec.name, kernels.FINAL_DOT)
 
     # ------------------------------------------------------------------ structure
     @property
@@ -156,28 +157,34 @@ class HNSWIndex(Index):
 
     # ------------------------------------------------------------------ reading
     def search(self, queries: Any, k: int = 10, *, allowed_ids: Any = None, **query_params: Any) -> SearchResult:
-        """``Index.search``, with a short way for the case a server sees most: one finite float32 query, with no
-        filter or a filter given as a row mask (as the collection gives it).  Its checks cost a few microseconds
-        where the general path spends tens, as much as the graph search itself.  The answer is the general
-        path's (under cosine up to the last bit of the distances: the query is normalised inside the kernel);
-        any other input, valid or not, takes the general path, which also raises the errors."""
+        """``Index.search``, with a short way for the case a server sees most: one float32 query, with no filter
+        or a filter given as allowed rows (as the collection gives it).  Its checks cost a few microseconds where
+        the general path spends tens, as much as the graph search itself; without filter or tombstone the kernel
+        returns the answer whole (labels, final distances).  The answer is the general path's (under cosine up
+        to the last bit of the distances: the query is normalised inside the kernel); any other input, valid or
+        not (a NaN, a zero vector under cosine), takes the general path, which also raises the errors."""
         if (type(queries) is np.ndarray and self.n_rows > 0 and query_params.keys() <= {"ef"} and type(k) is int
                 and 1 <= k <= MAX_K and (allowed_ids is None or type(allowed_ids) is AllowedRows)):
             ef = query_params.get("ef", self.query_defaults["ef"])
             if (type(ef) is int and ef >= 1 and queries.dtype == np.float32 and queries.flags.c_contiguous
                     and 0 < queries.ndim <= 2 and queries.size == queries.shape[-1] == self.dim):
-                total = float(queries.sum())
-                if total - total == 0.0:  # finite: a NaN or an inf anywhere makes the sum NaN or inf
-                    result = self._search_one(queries.reshape(1, self.dim), k, max(ef, k), allowed_ids)
-                    if result is not None:
-                        return result
+                result = self._search_one(queries.reshape(1, self.dim), k, max(ef, k), allowed_ids)
+                if result is not None:
+                    return result
         return super().search(queries, k, allowed_ids=allowed_ids, **query_params)
 
     def _search_one(self, query: np.ndarray, k: int, ef: int, allowed: AllowedRows | None) -> SearchResult | None:
         """One query: the graph walk, or an exact scan of the allowed rows when a filter lets so few through that
         the walk would cost more (or when the walk found fewer than k of them)."""
-        vectors, graph, entry, is_ip, tags, epochs, c_keys, c_nodes = self._search_context(True)
+        vectors, graph, entry, is_ip, tags, epochs, c_keys, c_nodes, labels = self._search_context(True)
         normalize, all_live = self.spec.normalize, self._n_live == self.n_rows
+        if allowed is None and all_live:  # the commonest call: answered whole by the kernel
+            ids, distances = kernels.answer_one(query, vectors, labels, graph, entry, k, ef, is_ip, tags, epochs,
+                                                c_keys, c_nodes, normalize, self._final)
+            return None if ids[0, 0] < -1 else SearchResult(ids=ids, distances=distances)
+        total = float(query.sum())
+        if total - total != 0.0:  # a NaN or an inf anywhere makes the sum NaN or inf: the general path refuses it
+            return None
         if allowed is None:
             candidates, n_allowed = None, self._n_live
             mask = None if all_live else self.live
@@ -209,7 +216,7 @@ class HNSWIndex(Index):
         if mask is not None and self._scan_is_cheaper(int(np.count_nonzero(mask)), ef):
             return self._scan_allowed(queries, k, mask)
         single = len(queries) == 1
-        vectors, graph, entry, is_ip, tags, epochs, c_keys, c_nodes = self._search_context(single)
+        vectors, graph, entry, is_ip, tags, epochs, c_keys, c_nodes, _ = self._search_context(single)
         use_mask = mask is not None
         if mask is None:
             mask = _NO_MASK
@@ -237,7 +244,7 @@ class HNSWIndex(Index):
             work = self._workspace.fit(numba.get_num_threads(), self.n_rows)
             graph = tuple(_read_only(part) for part in self._graph())
             context = (_read_only(self.vectors), graph, self._entry, self.spec.kind == "ip", work.tags, work.epochs,
-                       work.c_keys, work.c_nodes)
+                       work.c_keys, work.c_nodes, _read_only(self.labels))
             self._context = context
         return context
 

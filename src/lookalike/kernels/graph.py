@@ -519,6 +519,29 @@ def _query_scratch(c_keys, c_nodes, ef, max_degree):
             np.empty(0, dtype=np.int32))
 
 
+@njit(cache=True)
+def _query_copy(q, normalize):
+    """Row 0 of q as a fresh float32 vector (q may be read-only), scaled to unit length under ``normalize``, and
+    a status: 0, or -2 for a zero query under ``normalize``, -3 for a NaN or an infinite coordinate."""
+    dim = q.shape[1]
+    query = np.empty(dim, dtype=np.float32)
+    squares = np.float32(0.0)
+    total = np.float32(0.0)
+    for j in range(dim):
+        query[j] = q[0, j]
+        squares += q[0, j] * q[0, j]
+        total += q[0, j]
+    if total - total != 0.0:  # NaN or inf anywhere makes the sum NaN or inf
+        return query, -3
+    if normalize:
+        if not squares > 0.0:
+            return query, -2
+        scale = np.float32(1.0) / np.sqrt(squares)
+        for j in range(dim):
+            query[j] *= scale
+    return query, 0
+
+
 @njit(fastmath=FASTMATH, cache=True)  # holds the GIL: searches of one index share its scratch (see Workspace)
 def search_one(q, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags, epochs, c_keys, c_nodes,
                normalize=False):
@@ -528,22 +551,49 @@ def search_one(q, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags, epo
     a query of norm 0 (or one whose squares underflow to 0) is not searched, and out_rows[0, 0] is -2."""
     out_rows = np.full((1, k), -1, dtype=np.int64)
     out_raw = np.full((1, k), np.inf, dtype=np.float32)
-    scale = np.float32(1.0)
-    if normalize:
-        squares = np.float32(0.0)
-        for j in range(q.shape[1]):
-            squares += q[0, j] * q[0, j]
-        if not squares > 0.0:
-            out_rows[0, 0] = -2
-            return out_rows, out_raw
-        scale = np.float32(1.0) / np.sqrt(squares)
-    query = np.empty(q.shape[1], dtype=np.float32)  # a copy: q may be a read-only array
-    for j in range(q.shape[1]):
-        query[j] = q[0, j] * scale
+    query, status = _query_copy(q, normalize)
+    if status == -2:
+        out_rows[0, 0] = -2
+        return out_rows, out_raw
     scratch = _query_scratch(c_keys[0], c_nodes[0], ef, graph[1].shape[1])
     epochs[0] = search_query(query, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags[0], epochs[0], scratch,
                              out_rows[0], out_raw[0])
     return out_rows, out_raw
+
+
+#: how ``answer_one`` turns raw scores into the user's distances (metrics.finalize)
+FINAL_L2, FINAL_COSINE, FINAL_DOT = 0, 1, 2
+
+
+@njit(fastmath=FASTMATH, cache=True)  # holds the GIL, as search_one
+def answer_one(q, vectors, labels, graph, entry, k, ef, is_ip, tags, epochs, c_keys, c_nodes, normalize, final):
+    """``search_one`` without a mask, answered as the user gets it: the labels of the hits (-1 padded) and their
+    distances as ``metrics.finalize`` makes them (+inf padded), computed here instead of by three NumPy calls.
+    ``final`` is FINAL_L2, FINAL_COSINE or FINAL_DOT.  A query that is not searched gives ids[0, 0] = -2 (zero
+    under ``normalize``) or -3 (NaN or inf): the caller's general path raises the error."""
+    ids = np.full((1, k), -1, dtype=np.int64)
+    distances = np.full((1, k), np.inf, dtype=np.float32)
+    query, status = _query_copy(q, normalize)
+    if status != 0:
+        ids[0, 0] = status
+        return ids, distances
+    rows = np.full(k, -1, dtype=np.int64)
+    scratch = _query_scratch(c_keys[0], c_nodes[0], ef, graph[1].shape[1])
+    epochs[0] = search_query(query, vectors, graph, entry, k, ef, is_ip, _NO_ROWS_MASK, False, tags[0], epochs[0],
+                             scratch, rows, distances[0])
+    for i in range(k):
+        if rows[i] < 0:
+            break
+        ids[0, i] = labels[rows[i]]
+        raw = distances[0, i]
+        if final == FINAL_L2:
+            distances[0, i] = np.sqrt(max(raw, np.float32(0.0)))
+        elif final == FINAL_COSINE:
+            distances[0, i] = max(np.float32(1.0) + raw, np.float32(0.0))
+    return ids, distances
+
+
+_NO_ROWS_MASK = np.empty(0, dtype=np.bool_)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
