@@ -31,6 +31,7 @@ import numpy as np
 from .._validation import MAX_K, check_positive_int
 from ..errors import StorageFormatError
 from ..kernels import graph as kernels
+from ..kernels.answers import final_code
 from ..kernels.topk import exact_topk, scan_rows
 from ..metrics import finalize
 from ..types import AllowedRows, SearchResult, empty_result
@@ -66,7 +67,7 @@ class HNSWIndex(Index):
         self._workspace = Workspace()  # the searches' scratch
         self._insert_workspace = Workspace()  # the insertions' own: a search may run beside an insertion
         self._context: tuple | None = None  # see _search_context
-        self._final = {"l2": kernels.FINAL_L2, "cosine": kernels.FINAL_COSINE}.get(self.spec.name, kernels.FINAL_DOT)
+        self._final = final_code(self.spec.name)  # how the kernel finishes the distances (kernels/answers.py)
 
     # ------------------------------------------------------------------ structure
     @property

@@ -18,9 +18,9 @@ import numpy as np
 
 from .._validation import MAX_K, check_positive_int
 from ..errors import InvalidParameterError, StorageFormatError
-from ..kernels.invlists import _search_serial, search_lists
+from ..kernels.answers import final_code
+from ..kernels.invlists import answer_one, search_lists
 from ..kernels.kmeans import MAX_POINTS_PER_CENTROID, assign, kmeans
-from ..metrics import finalize
 from ..types import SearchResult
 from .base import Index
 
@@ -185,6 +185,7 @@ class IVFIndex(Index):
         self.centroids: np.ndarray | None = None  # (trained_nlist, dim) float32: the coarse quantizer
         self._centroid_sq_norms: np.ndarray | None = None
         self._lists: InvertedLists | None = None
+        self._final = final_code(self.spec.name)  # how the kernel finishes the distances (kernels/answers.py)
 
     @property
     def is_trained(self) -> bool:
@@ -266,19 +267,13 @@ class IVFIndex(Index):
         return super().search(queries, k, allowed_ids=allowed_ids, **query_params)
 
     def _search_one(self, query: np.ndarray, k: int, nprobe: int) -> SearchResult | None:
-        if self.spec.normalize:
-            norm = float(np.sqrt(np.dot(query[0], query[0])))
-            if not norm > 0.0 or norm - norm != 0.0:  # zero, NaN or inf: the general path raises the error
-                return None
-            query = query / np.float32(norm)
-        elif not np.isfinite(query).all():
-            return None
         lists = self._lists
-        rows, raw = _search_serial(query, self.centroids, self._centroid_sq_norms, nprobe, lists.start, lists.size,
-                                   self.vectors, lists.slot_rows, _NO_MASK, k, self.spec.kind == "l2")
-        if rows[0, k - 1] < 0:  # probed lists too thin for k hits: the general path probes wider
-            return None
-        return SearchResult(ids=self.labels[rows], distances=finalize(raw, self.spec))
+        ids, distances = answer_one(query, self.centroids, self._centroid_sq_norms, nprobe, lists.start, lists.size,
+                                    self.vectors, lists.slot_rows, self.labels, k, self.spec.kind == "l2",
+                                    self.spec.normalize, self._final)
+        if ids[0, k - 1] < 0:  # probed lists too thin for k hits (the general path probes wider), or a zero,
+            return None       # NaN or inf query (the general path raises the error)
+        return SearchResult(ids=ids, distances=distances)
 
     def _search_rows(self, queries: np.ndarray, k: int, mask: np.ndarray | None, nprobe: Any = 8, **scan_params):
         self._require_trained()

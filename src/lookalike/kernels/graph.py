@@ -30,6 +30,9 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .answers import ZERO_QUERY, finish_answer, query_copy
+from .prefetch import prefetch, prefetch_row
+
 #: LLVM fast-math flags that let the distance loops vectorise (reassociation); not "nnan"/"ninf", because the
 #: searches compare against +inf (an empty result set) and must keep doing so correctly
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
@@ -95,24 +98,6 @@ def _fetch_add(typingctx, array, index, value):
     def codegen(context, builder, signature, args):
         ptr = _element_pointer(context, builder, signature, args)
         return builder.atomic_rmw("add", ptr, args[2], "acq_rel")
-
-    return sig, codegen
-
-
-@intrinsic
-def _prefetch(typingctx, matrix, row, column):
-    """Ask the CPU to start loading the cache line of matrix[row, column]: it is read a little later."""
-    sig = types.void(matrix, row, column)
-
-    def codegen(context, builder, signature, args):
-        ptr = _element_pointer(context, builder, signature, args, n_indices=2)
-        int8_ptr = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [int8_ptr, i32, i32, i32]), "llvm.prefetch.p0i8"
-        )
-        builder.call(fn, [builder.bitcast(ptr, int8_ptr), i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
 
     return sig, codegen
 
@@ -303,8 +288,8 @@ def search_layer(q, vectors, graph, level, entry_nodes, entry_dists, n_entry, ef
         node = c_nodes[0]
         c_size = heap_pop(c_keys, c_nodes, c_size)
         if level == 0 and c_size > 0:  # the list expanded next, most likely: start loading it
-            _prefetch(adjacency, c_nodes[0], 0)
-            _prefetch(adjacency, c_nodes[0], adjacency.shape[1] - 1)
+            prefetch(adjacency, c_nodes[0], 0)
+            prefetch(adjacency, c_nodes[0], adjacency.shape[1] - 1)
         row = node if level == 0 else upper_start[node] + level - 1  # layer 0: links0; above: upper
         # first pass: keep the unvisited neighbours and start loading their vectors.  Entries past a list's
         # count are -1, so the list ends at the first -1: reading the count would cost one more cache miss.
@@ -321,7 +306,7 @@ def search_layer(q, vectors, graph, level, entry_nodes, entry_dists, n_entry, ef
                 tags[e] = epoch
                 fresh[n_fresh] = e
                 n_fresh += 1
-                _prefetch(vectors, e, 0)
+                prefetch_row(vectors, e)
         if use_locks:
             spin_unlock(locks, node)
         # second pass: distances
@@ -519,29 +504,6 @@ def _query_scratch(c_keys, c_nodes, ef, max_degree):
             np.empty(0, dtype=np.int32))
 
 
-@njit(cache=True)
-def _query_copy(q, normalize):
-    """Row 0 of q as a fresh float32 vector (q may be read-only), scaled to unit length under ``normalize``, and
-    a status: 0, or -2 for a zero query under ``normalize``, -3 for a NaN or an infinite coordinate."""
-    dim = q.shape[1]
-    query = np.empty(dim, dtype=np.float32)
-    squares = np.float32(0.0)
-    total = np.float32(0.0)
-    for j in range(dim):
-        query[j] = q[0, j]
-        squares += q[0, j] * q[0, j]
-        total += q[0, j]
-    if total - total != 0.0:  # NaN or inf anywhere makes the sum NaN or inf
-        return query, -3
-    if normalize:
-        if not squares > 0.0:
-            return query, -2
-        scale = np.float32(1.0) / np.sqrt(squares)
-        for j in range(dim):
-            query[j] *= scale
-    return query, 0
-
-
 @njit(fastmath=FASTMATH, cache=True)  # holds the GIL: searches of one index share its scratch (see Workspace)
 def search_one(q, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags, epochs, c_keys, c_nodes,
                normalize=False):
@@ -551,9 +513,9 @@ def search_one(q, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags, epo
     a query of norm 0 (or one whose squares underflow to 0) is not searched, and out_rows[0, 0] is -2."""
     out_rows = np.full((1, k), -1, dtype=np.int64)
     out_raw = np.full((1, k), np.inf, dtype=np.float32)
-    query, status = _query_copy(q, normalize)
-    if status == -2:
-        out_rows[0, 0] = -2
+    query, status = query_copy(q, normalize)
+    if status == ZERO_QUERY:
+        out_rows[0, 0] = ZERO_QUERY
         return out_rows, out_raw
     scratch = _query_scratch(c_keys[0], c_nodes[0], ef, graph[1].shape[1])
     epochs[0] = search_query(query, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags[0], epochs[0], scratch,
@@ -561,35 +523,24 @@ def search_one(q, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags, epo
     return out_rows, out_raw
 
 
-#: how ``answer_one`` turns raw scores into the user's distances (metrics.finalize)
-FINAL_L2, FINAL_COSINE, FINAL_DOT = 0, 1, 2
-
-
 @njit(fastmath=FASTMATH, cache=True)  # holds the GIL, as search_one
 def answer_one(q, vectors, labels, graph, entry, k, ef, is_ip, tags, epochs, c_keys, c_nodes, normalize, final):
     """``search_one`` without a mask, answered as the user gets it: the labels of the hits (-1 padded) and their
     distances as ``metrics.finalize`` makes them (+inf padded), computed here instead of by three NumPy calls.
-    ``final`` is FINAL_L2, FINAL_COSINE or FINAL_DOT.  A query that is not searched gives ids[0, 0] = -2 (zero
-    under ``normalize``) or -3 (NaN or inf): the caller's general path raises the error."""
+    ``final`` is one of kernels/answers.py's codes.  A query that is not searched gives ids[0, 0] = ZERO_QUERY or
+    NON_FINITE_QUERY: the caller's general path raises the error."""
     ids = np.full((1, k), -1, dtype=np.int64)
     distances = np.full((1, k), np.inf, dtype=np.float32)
-    query, status = _query_copy(q, normalize)
+    query, status = query_copy(q, normalize)
     if status != 0:
         ids[0, 0] = status
         return ids, distances
     rows = np.full(k, -1, dtype=np.int64)
+    raw = np.full(k, np.inf, dtype=np.float32)
     scratch = _query_scratch(c_keys[0], c_nodes[0], ef, graph[1].shape[1])
     epochs[0] = search_query(query, vectors, graph, entry, k, ef, is_ip, _NO_ROWS_MASK, False, tags[0], epochs[0],
-                             scratch, rows, distances[0])
-    for i in range(k):
-        if rows[i] < 0:
-            break
-        ids[0, i] = labels[rows[i]]
-        raw = distances[0, i]
-        if final == FINAL_L2:
-            distances[0, i] = np.sqrt(max(raw, np.float32(0.0)))
-        elif final == FINAL_COSINE:
-            distances[0, i] = max(np.float32(1.0) + raw, np.float32(0.0))
+                             scratch, rows, raw)
+    finish_answer(rows, raw, labels, final, ids, distances)
     return ids, distances
 
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .answers import finish_answer, query_copy
 from .heaps import heap_sort, offer
+from .prefetch import AHEAD, prefetch_row
 
 #: fastmath without "no infs / no NaNs": the heaps start full of +inf and compare against it
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
@@ -108,23 +110,86 @@ def _rank_centroids(query, centroids, centroid_sq_norms, heap_lists, heap_scores
 
 @numba.njit(cache=True, fastmath=FASTMATH)
 def _scan_one(query, probes, list_start, list_size, vectors, slot_rows, row_mask, l2, heap_rows, heap_raw):
-    """One query: scan its probed lists into the max-heap (heap_rows, heap_raw), then sort the heap."""
+    """One query: scan its probed lists into the max-heap (heap_rows, heap_raw), then sort the heap.  Without a
+    mask, four slots at a time: each query coordinate is loaded once for four rows."""
     use_mask = row_mask.shape[0] > 0
     for p in range(probes.shape[0]):
         lst = probes[p]
         if lst < 0:
             continue
-        first = list_start[lst]
-        for slot in range(first, first + list_size[lst]):
+        slot = list_start[lst]
+        end = slot + list_size[lst]
+        if p + 1 < probes.shape[0] and probes[p + 1] >= 0:  # the next list's first rows, while this one is read
+            following = list_start[probes[p + 1]]
+            for ahead in range(following, following + min(AHEAD, list_size[probes[p + 1]])):
+                prefetch_row(vectors, slot_rows[ahead])
+        if not use_mask:
+            while slot + 4 <= end:
+                for ahead in range(slot + AHEAD, min(slot + AHEAD + 4, end)):
+                    prefetch_row(vectors, slot_rows[ahead])
+                r0, r1, r2, r3 = slot_rows[slot], slot_rows[slot + 1], slot_rows[slot + 2], slot_rows[slot + 3]
+                raw0, raw1, raw2, raw3 = _four_raw(query, vectors, r0, r1, r2, r3, l2)
+                offer(heap_raw, heap_rows, raw0, r0)  # offer costs one comparison for a row that loses
+                offer(heap_raw, heap_rows, raw1, r1)
+                offer(heap_raw, heap_rows, raw2, r2)
+                offer(heap_raw, heap_rows, raw3, r3)
+                slot += 4
+        for slot in range(slot, end):
             row = slot_rows[slot]
             if use_mask and not row_mask[row]:
                 continue
+            if slot + AHEAD < end:
+                prefetch_row(vectors, slot_rows[slot + AHEAD])
             if l2:
                 raw = _sq_l2(query, vectors[row])
             else:
                 raw = -_dot(query, vectors[row])
             offer(heap_raw, heap_rows, raw, row)
     heap_sort(heap_raw, heap_rows)
+
+
+@numba.njit(cache=True, fastmath=FASTMATH)
+def _four_raw(query, vectors, r0, r1, r2, r3, l2):
+    """Raw distances of four rows to the query (||q - x||^2 under ``l2``, else -<q, x>)."""
+    a0 = a1 = a2 = a3 = np.float32(0.0)
+    if l2:
+        for j in range(query.shape[0]):
+            qj = query[j]
+            d0, d1, d2, d3 = qj - vectors[r0, j], qj - vectors[r1, j], qj - vectors[r2, j], qj - vectors[r3, j]
+            a0 += d0 * d0
+            a1 += d1 * d1
+            a2 += d2 * d2
+            a3 += d3 * d3
+        return a0, a1, a2, a3
+    for j in range(query.shape[0]):
+        qj = query[j]
+        a0 += qj * vectors[r0, j]
+        a1 += qj * vectors[r1, j]
+        a2 += qj * vectors[r2, j]
+        a3 += qj * vectors[r3, j]
+    return -a0, -a1, -a2, -a3
+
+
+@numba.njit(cache=True)
+def answer_one(q, centroids, centroid_sq_norms, nprobe, list_start, list_size, vectors, slot_rows, labels, k, l2,
+               normalize, final):
+    """One query (q: (1, d)), no mask, answered as the user gets it: the labels of its k nearest in the
+    ``nprobe`` nearest lists and their distances as ``metrics.finalize`` makes them (``final``: one of
+    kernels/answers.py's codes), the query normalised here under ``normalize``.  Fewer than k hits gives
+    ids[0, k-1] = -1 (the caller probes wider); a query that is not searched gives ids[0, 0] = ZERO_QUERY or
+    NON_FINITE_QUERY (the caller's general path raises the error)."""
+    ids = np.full((1, k), -1, dtype=np.int64)
+    distances = np.full((1, k), np.inf, dtype=np.float32)
+    query, status = query_copy(q, normalize)
+    if status != 0:
+        ids[0, 0] = status
+        return ids, distances
+    rows = np.full(k, -1, dtype=np.int64)
+    raw = np.full(k, np.inf, dtype=np.float32)
+    _search_one(query, centroids, centroid_sq_norms, nprobe, list_start, list_size, vectors, slot_rows,
+                np.empty(0, dtype=np.bool_), l2, rows, raw)
+    finish_answer(rows, raw, labels, final, ids, distances)
+    return ids, distances
 
 
 # ---------------------------------------------------------------------------------------------- distances

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from .heaps import heap_sort, offer, sift_down
+from .prefetch import AHEAD, prefetch_row
 
 QUERY_BLOCK = 256
 BASE_BLOCK = 65_536
@@ -138,6 +139,8 @@ def scan_rows(q, vectors, rows, live, use_live, k, is_ip, normalize):
         query *= np.float32(1.0) / np.sqrt(squares)
     for i in range(rows.shape[0]):
         r = rows[i]
+        if i + AHEAD < rows.shape[0]:  # rows at random: load the coming one while this one is scored
+            prefetch_row(vectors, rows[i + AHEAD])
         if use_live and not live[r]:
             continue
         score = np.float32(0.0)
