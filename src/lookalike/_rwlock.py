@@ -22,6 +22,7 @@ class ReadWriteLock:
         self._readers_waiting = 0
         self._readers_turn = 0  # readers admitted ahead of the next change: those that waited for the last one
         self._depth = threading.local()  # per thread: shared and exclusive nesting
+        self._shared_side = _SharedSide(self)
 
     def _counts(self):
         depth = self._depth
@@ -58,7 +59,7 @@ class ReadWriteLock:
             return
         with self._cond:
             self._readers -= 1
-            if self._readers == 0:
+            if self._readers == 0 and self._writers_waiting:  # only a change waits for the readers to leave
                 self._cond.notify_all()
 
     # ------------------------------------------------------------------ exclusive
@@ -92,13 +93,9 @@ class ReadWriteLock:
             self._readers_turn = self._readers_waiting  # they go first, then the next change
             self._cond.notify_all()
 
-    @contextmanager
-    def shared(self):
-        self.acquire_shared()
-        try:
-            yield
-        finally:
-            self.release_shared()
+    def shared(self) -> "_SharedSide":
+        """``with lock.shared():`` (a plain object rather than a generator: a search takes it every time)."""
+        return self._shared_side
 
     @contextmanager
     def exclusive(self):
@@ -107,3 +104,18 @@ class ReadWriteLock:
             yield
         finally:
             self.release_exclusive()
+
+
+class _SharedSide:
+    """The shared side of a lock as a context manager."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: ReadWriteLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock.acquire_shared()
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release_shared()

@@ -76,13 +76,11 @@ def finalize(raw: np.ndarray, spec: MetricSpec) -> np.ndarray:
 def similarity(distances: np.ndarray, spec: MetricSpec) -> np.ndarray:
     """User distance -> similarity, larger is closer (padding gives -inf)."""
     d = np.asarray(distances, dtype=np.float32)
-    with np.errstate(over="ignore", invalid="ignore"):
-        if spec.name == "cosine":
-            s = np.float32(1.0) - d
-        elif spec.name == "dot":
-            s = -d
-        else:
-            s = np.float32(1.0) / (np.float32(1.0) + d)
+    if spec.name == "cosine":
+        return np.float32(1.0) - d  # padding: 1 - inf = -inf
+    if spec.name == "dot":
+        return -d
+    s = np.float32(1.0) / (np.float32(1.0) + d)  # distances are >= 0: no overflow, no division by zero
     padding = d == np.inf
     if padding.any():
         s[padding] = -np.inf
