@@ -57,15 +57,18 @@ def test_exact_ties_are_tolerated_but_distances_agree():
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("l2", [False, True])
 @pytest.mark.parametrize("use_mask", [False, True])
-def test_heap_kernel_against_sort(use_mask):
+def test_heap_kernel_against_sort(use_mask, l2):
     rng = np.random.default_rng(0)
-    raw = rng.normal(size=(20, 50)).astype(np.float32)
+    scores = rng.normal(size=(20, 50)).astype(np.float32)  # the products <q, x> of 20 queries and 50 rows
+    sq_norms = rng.random(50).astype(np.float32) if l2 else np.zeros(1, np.float32)
+    raw = sq_norms[None, :] - np.float32(2.0) * scores if l2 else -scores  # what the kernel ranks by
     mask = rng.random(50) < 0.5 if use_mask else np.ones(50, bool)
     keys = np.full((20, 7), np.inf, dtype=np.float32)
     rows = np.full((20, 7), -1, dtype=np.int64)
-    topk.push_block(raw[:, :30], 0, mask, use_mask, keys, rows)  # two blocks, offsets kept
-    topk.push_block(np.ascontiguousarray(raw[:, 30:]), 30, mask, use_mask, keys, rows)
+    topk.push_block(np.ascontiguousarray(scores[:, :30]), 0, l2, sq_norms, mask, use_mask, keys, rows)  # two
+    topk.push_block(np.ascontiguousarray(scores[:, 30:]), 30, l2, sq_norms, mask, use_mask, keys, rows)  # blocks
     topk.sort_heaps(keys, rows)
     masked = np.where(mask[None, :], raw, np.inf)
     np.testing.assert_array_equal(keys, np.sort(masked, axis=1)[:, :7])
@@ -75,13 +78,14 @@ def test_heap_kernel_against_sort(use_mask):
 def test_memory_stays_bounded_by_blocks(monkeypatch):
     """The search never materialises a (queries x points) matrix larger than one block."""
     seen = []
-    real = topk._block_raw
+    real = topk._products
 
-    def spy(q, block, kind, norms):
+    def spy(q, block, out):
         seen.append((len(q), len(block)))
-        return real(q, block, kind, norms)
+        assert out.shape == (len(q), len(block))
+        return real(q, block, out)
 
-    monkeypatch.setattr(topk, "_block_raw", spy)
+    monkeypatch.setattr(topk, "_products", spy)
     monkeypatch.setattr(topk, "BASE_BLOCK", 1000)
     monkeypatch.setattr(topk, "QUERY_BLOCK", 64)
     index = FlatIndex(8, "dot")
