@@ -105,7 +105,7 @@ class Collection:
         self._spec = get_metric(self.metric)
         self._points = PointStore(self.directory, self.dim, self._spec.name, self._spec.normalize)
         self._indexes: dict[str, _Synced] = {}
-        self._synced_stamp: tuple[int, int] | None = None  # the store's change stamp the in-memory state reflects
+        self._synced_stamp: tuple[Any, int] | None = None  # the store's change stamp the in-memory state reflects
         self._filters = FilterMasks()  # metadata columns and the masks of recent filters
         self._metadata = _MetadataCache()  # label -> decoded metadata, filled as hits are returned
         self._default_index = FLAT
@@ -766,16 +766,13 @@ class _MetadataCache:
 
     def rows_of(self, labels: list[list[int]], store: CollectionStore) -> list[list[dict[str, Any] | None]]:
         known = self.by_label
-        missing = [label for row in labels for label in row if label >= 0 and label not in known]
+        missing = [label for row in labels for label in row if label not in known and label >= 0]
         if missing:
             texts = store.metadata_of(missing)
             for label in missing:
                 known[label] = _load_json(texts.get(label))
-        return [[_copy(known.get(label)) if label >= 0 else None for label in row] for row in labels]
-
-
-def _copy(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if metadata is None else metadata.copy()
+        get = known.get  # the padding label -1 is never a key: None
+        return [[None if (item := get(label)) is None else item.copy() for label in row] for row in labels]
 
 
 MODALITIES = ("text", "image")

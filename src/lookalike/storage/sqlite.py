@@ -128,7 +128,10 @@ class CollectionStore:
         """Changes as cheaply as SQLite can tell them (one pragma, no transaction): ``PRAGMA data_version`` moves
         when another connection commits, ``own_writes`` when this one opens a write.  Equal stamps mean nothing
         was written in between."""
-        return self.conn.execute("PRAGMA data_version").fetchone()[0], self.own_writes
+        try:  # the raw connection: this runs before every query, and cannot fail short of a closed database
+            return self.conn._conn.execute("PRAGMA data_version").fetchone()[0], self.own_writes
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.conn._file) from None
 
     def transaction_read(self):
         """A read transaction: every statement inside sees the same snapshot, whatever writers do meanwhile."""
