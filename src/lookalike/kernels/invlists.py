@@ -53,7 +53,7 @@ def search_lists(queries, centroids, centroid_sq_norms, nprobe, list_start, list
                   row_mask, k, l2)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # nogil: no shared scratch, so searches of other threads run beside it
 def _search_serial(queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, vectors, slot_rows,
                    row_mask, k, l2):
     out_rows = np.full((queries.shape[0], k), -1, dtype=np.int64)
@@ -64,7 +64,7 @@ def _search_serial(queries, centroids, centroid_sq_norms, nprobe, list_start, li
     return out_rows, out_raw
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, nogil=True)
 def _search_parallel(queries, centroids, centroid_sq_norms, nprobe, list_start, list_size, vectors, slot_rows,
                      row_mask, k, l2):
     out_rows = np.full((queries.shape[0], k), -1, dtype=np.int64)
@@ -170,7 +170,7 @@ def _four_raw(query, vectors, r0, r1, r2, r3, l2):
     return -a0, -a1, -a2, -a3
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def answer_one(q, centroids, centroid_sq_norms, nprobe, list_start, list_size, vectors, slot_rows, labels, k, l2,
                normalize, final):
     """One query (q: (1, d)), no mask, answered as the user gets it: the labels of its k nearest in the

@@ -33,6 +33,7 @@ import numpy as np
 from .heaps import heap_sort, offer
 from .invlists import FASTMATH, SERIAL_WORK, _dot, _rank_centroids, _sq_l2
 from .kmeans import assign, kmeans
+from .prefetch import AHEAD, prefetch_row
 
 #: training points per codebook centroid (faiss also samples at most 256 * ksub for PQ training)
 TRAIN_POINTS_PER_CODE = 256
@@ -197,7 +198,13 @@ def _search_one(query, rotated_query, centroid_sq_norms, list_start, list_size, 
             for i in range(out_raw.shape[0]):
                 out_raw[i] = np.float32(0.5) * out_raw[i] - np.float32(1.0)
         return
-    for i in range(cand_rows.shape[0]):  # re-rank: exact distances of the candidates, from the float vectors
+    n_candidates = cand_rows.shape[0]
+    for i in range(min(AHEAD, n_candidates)):  # the candidates are rows at random: start loading them now
+        if cand_rows[i] >= 0:
+            prefetch_row(vectors, cand_rows[i])
+    for i in range(n_candidates):  # re-rank: exact distances of the candidates, from the float vectors
+        if i + AHEAD < n_candidates and cand_rows[i + AHEAD] >= 0:
+            prefetch_row(vectors, cand_rows[i + AHEAD])
         row = cand_rows[i]
         if row < 0:
             continue
