@@ -266,3 +266,22 @@ def test_single_query_short_path_answers_as_the_general_path(metric):
         np.testing.assert_array_equal(short.ids, general.ids)
         np.testing.assert_allclose(short.distances, general.distances, rtol=1e-5, atol=1e-6)
     assert index.search(np.zeros(24, np.float32) if metric != "cosine" else np.ones(24, np.float32), 3).ids.shape == (1, 3)
+
+
+@pytest.mark.parametrize("index_type", ["ivf", "hnsw"])
+def test_the_kernels_refuse_a_nan_or_a_zero_query_through_the_general_path(index_type):
+    """The single-query kernels check the query themselves (NaN or inf; zero under cosine) and hand it back to
+    the general path, which raises the typed error."""
+    from lookalike.errors import NonFiniteVectorError, ZeroVectorError
+    from lookalike.index.registry import from_config
+
+    rng = np.random.default_rng(3)
+    index = from_config({"type": index_type, "dim": 24, "metric": "cosine"})
+    index.add(rng.standard_normal((500, 24)).astype(np.float32))
+    bad = rng.standard_normal(24).astype(np.float32)
+    for value in (np.nan, np.inf, -np.inf):
+        bad[5] = value
+        with pytest.raises(NonFiniteVectorError):
+            index.search(bad, 3)
+    with pytest.raises(ZeroVectorError):
+        index.search(np.zeros(24, np.float32), 3)
