@@ -45,6 +45,19 @@ def query_copy(q, normalize):
 
 
 @njit(cache=True)
+def start_answer(q, k, normalize):
+    """What an answering kernel starts from: the checked query (see ``query_copy``), the answer (ids (1, k) -1,
+    distances (1, k) +inf; a query that is not to be searched has its status in ids[0, 0]) and the (rows, raw)
+    buffers of the search."""
+    ids = np.full((1, k), -1, dtype=np.int64)
+    distances = np.full((1, k), np.inf, dtype=np.float32)
+    query, status = query_copy(q, normalize)
+    if status != 0:
+        ids[0, 0] = status
+    return query, ids, distances, np.full(k, -1, dtype=np.int64), np.full(k, np.inf, dtype=np.float32)
+
+
+@njit(cache=True)
 def finish_answer(rows, raw, labels, final, ids, distances):
     """Fill ids[0] / distances[0] from the sorted (rows, raw) of one query: labels of the rows, final distances;
     padding (-1 rows) stays -1 / +inf."""

@@ -30,7 +30,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .answers import ZERO_QUERY, finish_answer, query_copy
+from .answers import ZERO_QUERY, finish_answer, query_copy, start_answer
 from .prefetch import prefetch, prefetch_row
 
 #: LLVM fast-math flags that let the distance loops vectorise (reassociation); not "nnan"/"ninf", because the
@@ -529,14 +529,9 @@ def answer_one(q, vectors, labels, graph, entry, k, ef, is_ip, tags, epochs, c_k
     distances as ``metrics.finalize`` makes them (+inf padded), computed here instead of by three NumPy calls.
     ``final`` is one of kernels/answers.py's codes.  A query that is not searched gives ids[0, 0] = ZERO_QUERY or
     NON_FINITE_QUERY: the caller's general path raises the error."""
-    ids = np.full((1, k), -1, dtype=np.int64)
-    distances = np.full((1, k), np.inf, dtype=np.float32)
-    query, status = query_copy(q, normalize)
-    if status != 0:
-        ids[0, 0] = status
+    query, ids, distances, rows, raw = start_answer(q, k, normalize)
+    if ids[0, 0] < -1:  # not to be searched
         return ids, distances
-    rows = np.full(k, -1, dtype=np.int64)
-    raw = np.full(k, np.inf, dtype=np.float32)
     scratch = _query_scratch(c_keys[0], c_nodes[0], ef, graph[1].shape[1])
     epochs[0] = search_query(query, vectors, graph, entry, k, ef, is_ip, _NO_ROWS_MASK, False, tags[0], epochs[0],
                              scratch, rows, raw)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .answers import finish_answer, query_copy
+from .answers import finish_answer, start_answer
 from .heaps import heap_sort, offer
 from .prefetch import AHEAD, prefetch_row
 
@@ -178,14 +178,9 @@ def answer_one(q, centroids, centroid_sq_norms, nprobe, list_start, list_size, v
     kernels/answers.py's codes), the query normalised here under ``normalize``.  Fewer than k hits gives
     ids[0, k-1] = -1 (the caller probes wider); a query that is not searched gives ids[0, 0] = ZERO_QUERY or
     NON_FINITE_QUERY (the caller's general path raises the error)."""
-    ids = np.full((1, k), -1, dtype=np.int64)
-    distances = np.full((1, k), np.inf, dtype=np.float32)
-    query, status = query_copy(q, normalize)
-    if status != 0:
-        ids[0, 0] = status
+    query, ids, distances, rows, raw = start_answer(q, k, normalize)
+    if ids[0, 0] < -1:  # not to be searched
         return ids, distances
-    rows = np.full(k, -1, dtype=np.int64)
-    raw = np.full(k, np.inf, dtype=np.float32)
     _search_one(query, centroids, centroid_sq_norms, nprobe, list_start, list_size, vectors, slot_rows,
                 np.empty(0, dtype=np.bool_), l2, rows, raw)
     finish_answer(rows, raw, labels, final, ids, distances)
