@@ -119,6 +119,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     ingest.add_argument("--peer-python", default=None, metavar="PYTHON",
                         help="a Python with lancedb and/or chromadb: their ingest and bytes on disk, same run")
     ingest.add_argument("--peer-size", default=None, metavar="N", help="points the peers ingest (default: N)")
+    layers = parser.add_argument_group("every layer a user meets")
+    layers.add_argument("--layers", default=None, metavar="DATASETS", nargs="?",
+                        const="fashion-mnist-784-euclidean,clustered-100k-128-cosine",
+                        help="instead of the above: HNSW and IVF in a Collection, each at the smallest parameter "
+                             "reaching recall@10 0.95, measured as the bare index, Collection.query, over HTTP with "
+                             "one and four clients, beside hnswlib, faiss and (--chroma-python) Chroma; DATASETS: "
+                             "comma-separated data set specs (default: fashion-mnist-784 and clustered 100k x 128)")
     filters = parser.add_argument_group("filtered search")
     filters.add_argument("--filters", default=None, metavar="N:D", nargs="?", const="100k:128",
                          help="instead of the above: N x D clustered vectors (default 100k:128) with metadata, HNSW "
@@ -151,6 +158,8 @@ def run_bench(args: argparse.Namespace) -> int:
             return _ingest(args)
         if args.filters:
             return _filters(args)
+        if args.layers:
+            return _layers(args)
         return _run(args)
     except LookalikeError as exc:
         print(f"lookalike bench: {exc}", file=sys.stderr)
@@ -208,6 +217,15 @@ def _ingest(args: argparse.Namespace) -> int:
         results = measure_ingest(Path(work), n=n, dim=d, seed=args.seed, peer_python=args.peer_python,
                                  peer_n=peer_n)
     return _print_and_save(args, "ingest", results, report(results))
+
+
+def _layers(args: argparse.Namespace) -> int:
+    """``--layers [DATASETS]``: lookalike.bench.layers, printed and written as JSON into --out."""
+    from .layers import measure_layers
+
+    results = measure_layers(args.layers, queries=args.queries or 1000, rounds=args.runs,
+                             chroma_python=args.chroma_python)
+    return _print_and_save(args, "layers", results, f"{len(results)} data set(s) measured")
 
 
 def _filters(args: argparse.Namespace) -> int:

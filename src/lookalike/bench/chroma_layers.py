@@ -1,6 +1,7 @@
-"""Chroma at the collection and HTTP layers, for bench/bench_layers.py (run with a Python that has chromadb).
+"""Chroma at the collection and HTTP layers, for ``lookalike bench --layers`` (run as a script by a Python that
+has chromadb; it imports nothing of lookalike).
 
-    python bench/chroma_layers.py DATA.npz METRIC WORKDIR ROUNDS EF_SEARCH
+    python src/lookalike/bench/chroma_layers.py DATA.npz METRIC WORKDIR ROUNDS EF_SEARCH
 
 DATA.npz holds ``train``, ``test`` and ``truth`` (the exact 10 nearest rows).  Chroma's HNSW (hnswlib inside) is
 built with M=16 (max_neighbors) and ef_construction=200 like lookalike's, ids and small metadata as in

@@ -1,0 +1,393 @@
+"""The same index at every layer a user meets, beside the peers, in one run: is the kernels' speed reaching users?
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE lookalike bench --layers                     # both data sets
+    lookalike bench --layers fashion-mnist-784-euclidean --queries 500
+    lookalike bench --layers --chroma-python /path/to/venv-with-chromadb/bin/python         # + Chroma
+    python bench/bench_layers.py ...                                # the same, with this module's own options
+
+For each data set (fashion-mnist-784-euclidean: 60k base, the first 1,000 test images as queries, L2; and
+clustered 100k x 128 cosine), HNSW (M=16, ef_construction=200) and IVF (nlist 1024 / 256, own k-means) are built
+once inside a lookalike Collection (ids + small metadata), and the query parameter is set, per system, to the
+smallest value whose recall@10 reaches 0.95.  Then single-query and batch QPS (best of ``--rounds``) at:
+
+  index       HNSWIndex.search / IVFIndex.search (one query per call; a batch of all queries)
+  collection  Collection.query, ids + metadata returned
+  http-1      lookalike.Client -> lookalike serve on loopback (one client, keep-alive)
+  http-4      four client processes at once (and "http-4 2w": against lookalike serve --workers 2)
+  peers       hnswlib, faiss IndexHNSWFlat, faiss IndexIVFFlat (bare); Chroma PersistentClient (collection layer)
+              and Chroma's server through its HttpClient (http-1 / http-4), when --chroma-python is given
+
+The ratios printed are lookalike / peer in this run.  Timings on a shared machine are noisy: rounds interleave
+the systems, the best round counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .serving import free_port, start_lookalike
+
+TARGET_RECALL = 0.95
+K = 10
+EF_GRID = [10, 12, 14, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256]
+NPROBE_GRID = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128]
+HERE = Path(__file__).resolve().parent
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found.tolist(), truth.tolist())]))
+
+
+def smallest_reaching(grid, run, truth) -> tuple[int, float]:
+    """The first grid value whose answers (``run(value)`` -> (q, k) row ids) reach TARGET_RECALL."""
+    best = None
+    for value in grid:
+        r = recall(run(value), truth)
+        best = (value, r)
+        if r >= TARGET_RECALL:
+            break
+    return best
+
+
+def qps_single(search, queries: np.ndarray, rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for q in queries:
+            search(q)
+        best = min(best, time.perf_counter() - start)
+    return len(queries) / best
+
+
+def qps_batch(search, queries: np.ndarray, rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        search(queries)
+        best = min(best, time.perf_counter() - start)
+    return len(queries) / best
+
+
+# --- data -----------------------------------------------------------------------------------------------------------
+
+
+def load(name: str, n_queries: int):
+    from lookalike.bench.datasets import load_dataset, synthetic
+    from lookalike.bench.groundtruth import ground_truth
+
+    if name == "clustered-100k-128-cosine":
+        dataset = synthetic(100_000, 128, 100, n_queries, seed=0, metric="cosine")
+    else:
+        dataset = load_dataset(name, Path(tempfile.gettempdir()) / "lookalike-bench-data", n_queries=n_queries)
+    truth = ground_truth(dataset, K).neighbors
+    return dataset, truth
+
+
+def build_collection(db_path: Path, dataset, nlist: int):
+    import lookalike
+
+    db = lookalike.Database(db_path)
+    col = db.create_collection("bench", dim=dataset.dim, metric=dataset.metric)
+    n = len(dataset.train)
+    for start in range(0, n, 20_000):
+        stop = min(n, start + 20_000)
+        col.add(list(range(start, stop)), dataset.train[start:stop],
+                [{"row": i, "group": i % 10} for i in range(start, stop)])
+    timings = {}
+    for kind, params in (("hnsw", {"M": 16, "ef_construction": 200}), ("ivf", {"nlist": nlist})):
+        start = time.perf_counter()
+        col.create_index(kind, **params)
+        timings[kind] = time.perf_counter() - start
+    col.flush()
+    return db, col, timings
+
+
+# --- peers ----------------------------------------------------------------------------------------------------------
+
+
+def hnswlib_index(dataset):
+    import hnswlib
+
+    space = "l2" if dataset.metric == "l2" else "cosine"
+    index = hnswlib.Index(space=space, dim=dataset.dim)
+    index.init_index(max_elements=len(dataset.train), M=16, ef_construction=200, random_seed=0)
+    index.add_items(dataset.train, np.arange(len(dataset.train)), num_threads=2)
+    index.set_num_threads(1)
+    return index
+
+
+def faiss_indexes(dataset, nlist: int):
+    import faiss
+
+    train = dataset.train
+    if dataset.metric == "cosine":
+        train = train / np.linalg.norm(train, axis=1, keepdims=True)
+    metric = faiss.METRIC_L2 if dataset.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    hnsw = faiss.IndexHNSWFlat(dataset.dim, 16, metric)
+    hnsw.hnsw.efConstruction = 200
+    hnsw.add(train)
+    quantizer = faiss.IndexFlat(dataset.dim, metric)
+    ivf = faiss.IndexIVFFlat(quantizer, dataset.dim, nlist, metric)
+    ivf.train(train)
+    ivf.add(train)
+    return hnsw, ivf
+
+
+def prepared_queries(dataset) -> np.ndarray:
+    q = dataset.test
+    if dataset.metric == "cosine":
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    return np.ascontiguousarray(q, dtype=np.float32)
+
+
+# --- HTTP -----------------------------------------------------------------------------------------------------------
+
+
+CLIENT_SCRIPT = """
+import sys, time, json, numpy as np, lookalike
+url, index, param, value, path, start, stop = sys.argv[1:8]
+queries = np.load(path)[int(start):int(stop)]
+col = lookalike.Client(url).get_collection("bench")
+for q in queries[:20]:
+    col.query(q, k=10, index=index, **{param: int(value)})
+t = time.perf_counter()
+for q in queries:
+    col.query(q, k=10, index=index, **{param: int(value)})
+print(json.dumps({"n": len(queries), "seconds": time.perf_counter() - t}))
+"""
+
+
+def http_qps(url: str, index: str, param: str, value: int, queries_file: Path, n: int, clients: int) -> float:
+    """Queries per second over ``clients`` processes, each sending its share one at a time."""
+    share = n // clients
+    procs = [subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, url, index, param, str(value), str(queries_file),
+                               str(i * share), str((i + 1) * share)], stdout=subprocess.PIPE, text=True)
+             for i in range(clients)]
+    outputs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    return sum(o["n"] for o in outputs) / max(o["seconds"] for o in outputs)  # they ran at the same time
+
+
+# --- one data set ---------------------------------------------------------------------------------------------------
+
+
+def run_dataset(name: str, args) -> dict:
+    dataset, truth = load(name, args.queries)
+    queries = np.ascontiguousarray(dataset.test, dtype=np.float32)
+    nlist = 1024 if len(dataset.train) >= 100_000 else 256
+    work = Path(tempfile.mkdtemp(prefix="lookalike-layers-"))
+    db, col, build_s = build_collection(work / "db", dataset, nlist)
+    rows = {}  # system -> {"param", "recall", layer: qps}
+    hnsw = col._synced_index("hnsw").index
+    ivf = col._synced_index("ivf").index
+
+    def labels_of(result):
+        return np.asarray(result.ids, dtype=np.int64)
+
+    ef, r = smallest_reaching(EF_GRID, lambda e: labels_of(hnsw.search(queries, K, ef=e)), truth)
+    rows["lookalike hnsw"] = {"param": f"ef={ef}", "recall": r}
+    nprobe, r = smallest_reaching(NPROBE_GRID, lambda p: labels_of(ivf.search(queries, K, nprobe=p)), truth)
+    rows["lookalike ivf"] = {"param": f"nprobe={nprobe}", "recall": r}
+
+    peers = {}
+    try:
+        peer_hnsw = hnswlib_index(dataset)
+
+        def hnswlib_run(e):
+            peer_hnsw.set_ef(e)
+            return peer_hnsw.knn_query(queries, k=K)[0]
+        hef, r = smallest_reaching(EF_GRID, hnswlib_run, truth)
+        peer_hnsw.set_ef(hef)
+        peers["hnswlib"] = (lambda q: peer_hnsw.knn_query(q, k=K, num_threads=1),
+                            lambda q: peer_hnsw.knn_query(q, k=K, num_threads=2), f"ef={hef}", r)
+    except ImportError:
+        pass
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(2)
+        f_hnsw, f_ivf = faiss_indexes(dataset, nlist)
+        fq = prepared_queries(dataset)
+
+        def faiss_hnsw_run(e):
+            f_hnsw.hnsw.efSearch = e
+            return f_hnsw.search(fq, K)[1]
+        fef, r = smallest_reaching(EF_GRID, faiss_hnsw_run, truth)
+        f_hnsw.hnsw.efSearch = fef
+        peers["faiss hnsw"] = (*_faiss_calls(f_hnsw, dataset), f"ef={fef}", r)
+
+        def faiss_ivf_run(p):
+            f_ivf.nprobe = p
+            return f_ivf.search(fq, K)[1]
+        fp, r = smallest_reaching(NPROBE_GRID, faiss_ivf_run, truth)
+        f_ivf.nprobe = fp
+        peers["faiss ivfflat"] = (*_faiss_calls(f_ivf, dataset), f"nprobe={fp}", r)
+    except ImportError:
+        pass
+
+    one_by_one = [q.reshape(1, -1) for q in queries]
+    for _ in range(args.rounds):  # interleaved rounds; each measure keeps its best
+        for system, index, param, value in (("lookalike hnsw", hnsw, "ef", ef), ("lookalike ivf", ivf, "nprobe", nprobe)):
+            row = rows[system]
+            kwargs = {param: value}
+            _best(row, "index single", qps_single(lambda q: index.search(q, K, **kwargs), one_by_one, 1))
+            _best(row, "index batch", qps_batch(lambda q: index.search(q, K, **kwargs), queries, 1))
+            _best(row, "collection single", qps_single(lambda q: col.query(q, k=K, index=system.split()[1], **kwargs),
+                                                       one_by_one, 1))
+            _best(row, "collection batch", qps_batch(lambda q: col.query(q, k=K, index=system.split()[1], **kwargs),
+                                                     queries, 1))
+        for system, (single, batch, param, r) in peers.items():
+            row = rows.setdefault(system, {"param": param, "recall": r})
+            _best(row, "index single", qps_single(single, one_by_one, 1))
+            _best(row, "index batch", qps_batch(batch, queries, 1))
+    for kind in ("hnsw", "ivf"):
+        rows[f"lookalike {kind}"]["build_s"] = build_s[kind]
+    db.close()
+
+    if not args.no_http:
+        queries_file = work / "queries.npy"
+        np.save(queries_file, queries)
+        for workers, layers in ((1, ((1, "http-1"), (4, "http-4"))), (2, ((4, "http-4 2w"),))):
+            port = args.port + workers if args.port else free_port()
+            server = start_lookalike(str(work / "db"), port, workers=workers)
+            try:
+                url = f"http://127.0.0.1:{port}"
+                for system, param, value in (("lookalike hnsw", "ef", ef), ("lookalike ivf", "nprobe", nprobe)):
+                    index = system.split()[1]
+                    for clients, layer in layers:
+                        qps = max(http_qps(url, index, param, value, queries_file, len(queries), clients)
+                                  for _ in range(max(1, args.rounds - 1)))
+                        rows[system][layer] = qps
+            finally:
+                server.terminate()
+                server.wait()
+    if args.chroma_python:
+        hnswlib_ef = int(rows["hnswlib"]["param"].split("=")[1]) if "hnswlib" in rows else ef
+        rows.update(run_chroma(args.chroma_python, dataset, truth, work, args, hnswlib_ef))
+    return {"dataset": dataset.name, "n": len(dataset.train), "queries": len(queries), "rows": rows}
+
+
+def _faiss_calls(index, dataset):
+    """faiss single queries on one OpenMP thread (as the others), batches on two (as lookalike's)."""
+    import faiss
+
+    def single(q):
+        faiss.omp_set_num_threads(1)
+        return index.search(_prep(q, dataset), K)
+
+    def batch(q):
+        faiss.omp_set_num_threads(2)
+        return index.search(_prep(q, dataset), K)
+    return single, batch
+
+
+def _prep(q: np.ndarray, dataset) -> np.ndarray:
+    if dataset.metric == "cosine":
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    return q
+
+
+def _best(row: dict, key: str, value: float) -> None:
+    row[key] = max(row.get(key, 0.0), value)
+
+
+def run_chroma(python: str, dataset, truth, work: Path, args, ef: int) -> dict:
+    """Chroma measured by bench/chroma_layers.py in its own interpreter (chromadb pins its own dependencies)."""
+    data = work / "chroma-data.npz"
+    np.savez(data, train=dataset.train, test=dataset.test, truth=truth)
+    out = subprocess.run([python, str(HERE / "chroma_layers.py"), str(data), dataset.metric, str(work / "chroma"),
+                          str(args.rounds), str(ef)], capture_output=True, text=True)
+    if out.returncode != 0:
+        print(out.stderr[-2000:], file=sys.stderr)
+        return {}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- report ---------------------------------------------------------------------------------------------------------
+
+
+LAYERS = ["index single", "index batch", "collection single", "collection batch", "http-1", "http-4", "http-4 2w"]
+
+
+def report(result: dict) -> str:
+    rows = result["rows"]
+    lines = [f"\n{result['dataset']}: {result['n']} points, {result['queries']} queries, k={K}, "
+             f"each system at its smallest parameter reaching recall@10 {TARGET_RECALL}",
+             f"{'system':18s}{'param':>11s}{'recall':>8s}" + "".join(f"{layer:>19s}" for layer in LAYERS)]
+    for system, row in rows.items():
+        cells = "".join(f"{row[layer]:>19,.0f}" if layer in row else f"{'-':>19s}" for layer in LAYERS)
+        lines.append(f"{system:18s}{row['param']:>11s}{row['recall']:>8.3f}{cells}")
+    ratios = []
+    for ours, peer, layer_ours, layer_peer in (
+            ("lookalike hnsw", "hnswlib", "index single", "index single"),
+            ("lookalike hnsw", "hnswlib", "index batch", "index batch"),
+            ("lookalike hnsw", "faiss hnsw", "index single", "index single"),
+            ("lookalike ivf", "faiss ivfflat", "index single", "index single"),
+            ("lookalike ivf", "faiss ivfflat", "index batch", "index batch"),
+            ("lookalike ivf", "faiss ivfflat", "collection batch", "index batch"),
+            ("lookalike hnsw", "chroma", "collection single", "collection single"),
+            ("lookalike hnsw", "chroma", "http-1", "http-1"),
+            ("lookalike hnsw", "chroma", "http-4", "http-4"),
+            ("lookalike hnsw", "chroma", "http-4 2w", "http-4")):
+        if ours in rows and peer in rows and layer_ours in rows[ours] and layer_peer in rows[peer]:
+            ratios.append(f"{ours} {layer_ours} / {peer} {layer_peer}: "
+                          f"{rows[ours][layer_ours] / rows[peer][layer_peer]:.2f}x")
+    for system in ("lookalike hnsw", "lookalike ivf"):
+        row = rows.get(system, {})
+        if "index single" in row and "collection single" in row:
+            ratios.append(f"{system}: collection costs {row['index single'] / row['collection single']:.2f}x the bare "
+                          f"index per single query, {row['index batch'] / row['collection batch']:.2f}x per batch")
+        if "http-1" in row and "collection single" in row:
+            added = 1000 / row["http-1"] - 1000 / row["collection single"]
+            ratios.append(f"{system}: the server adds {added:.2f} ms per query (one client); four clients get "
+                          f"{row.get('http-4', 0) / row['http-1']:.2f}x the QPS of one "
+                          f"({row.get('http-4 2w', 0) / row['http-1']:.2f}x with --workers 2)")
+    return "\n".join(lines + ["  " + r for r in ratios])
+
+
+DEFAULT_DATASETS = "fashion-mnist-784-euclidean,clustered-100k-128-cosine"
+
+
+def measure_layers(datasets: str = DEFAULT_DATASETS, *, queries: int = 1000, rounds: int = 3, port: int = 0,
+                   http: bool = True, chroma_python: str | None = None, progress=print) -> list[dict]:
+    """Every layer of every data set (comma-separated: the two defaults, or any ``lookalike bench`` data set
+    spec); ``progress`` gets each data set's report as it is done."""
+    import numba
+
+    numba.set_num_threads(2)
+    args = argparse.Namespace(queries=queries, rounds=rounds, port=port, no_http=not http,
+                              chroma_python=chroma_python)
+    results = []
+    for name in datasets.split(","):
+        result = run_dataset(name, args)
+        results.append(result)
+        progress(report(result))
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default=DEFAULT_DATASETS)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--port", type=int, default=8731)
+    parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--chroma-python", default=None, help="a Python with chromadb installed, to measure Chroma")
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    results = measure_layers(args.datasets, queries=args.queries, rounds=args.rounds, port=args.port,
+                             http=not args.no_http, chroma_python=args.chroma_python,
+                             progress=lambda text: print(text, flush=True))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

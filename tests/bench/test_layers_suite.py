@@ -1,0 +1,21 @@
+"""`lookalike bench --layers`: every layer of a small data set, through a real server on loopback."""
+
+from __future__ import annotations
+
+import json
+
+from lookalike.cli import main
+
+
+def test_every_layer_is_measured(tmp_path, capsys):
+    assert main(["bench", "--layers", "synthetic:3000:16", "--queries", "40", "--runs", "1",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "collection costs" in out and "the server adds" in out
+    (result,) = json.loads(next(tmp_path.glob("layers-*.json")).read_text())
+    for system in ("lookalike hnsw", "lookalike ivf"):
+        row = result["rows"][system]
+        assert row["recall"] >= 0.95  # each system runs at the smallest parameter reaching 0.95
+        for layer in ("index single", "index batch", "collection single", "collection batch", "http-1", "http-4",
+                      "http-4 2w"):
+            assert row[layer] > 0, (system, layer)
