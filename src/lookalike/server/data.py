@@ -190,7 +190,7 @@ def tune(name: str, body: TuneRequest, request: Request) -> dict[str, Any]:
             f"tune is not offered on the sharded collection {name!r} (each shard would tune its own part): pass "
             "nprobe / ef with each query, and measure with with_recall to pick the smallest that meets your target")
     with handle.lock:
-        index = handle.resolve_index(body.index)
+        index = handle.resolve_index(body.index) or handle.collection.default_index
         queries = None if body.queries is None else vectors_of(body.queries, "queries")
         report = handle.collection.tune(index, body.target_recall, body.k, sample=body.sample, apply=body.apply,
                                         queries=queries, modality=body.modality)

@@ -120,7 +120,10 @@ def query_collection(handle: CollectionHandle, vectors: Any, k: int, *, index: s
         except (TypeError, ValueError) as exc:  # a parameter value the index's kernel cannot take
             if not params:
                 raise
-            raise InvalidParameterError(f"query parameters {params} rejected by the {name!r} index: {exc}") from None
+            raise InvalidParameterError(f"query parameters {params} rejected by the "
+                                        f"{name or 'default'!r} index: {exc}") from None
+        if name is None:  # the collection's default: the index that answered says its name
+            name = (result.stats or {}).get("index") or col.default_index
         handle.mark_loaded(name)
     return result, name
 

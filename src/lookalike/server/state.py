@@ -115,9 +115,13 @@ class CollectionHandle:
             self.loaded |= warm_collection(self.collection)
             self.fallback_index = self._default_or_flat()
 
-    def resolve_index(self, requested: str | None) -> str:
+    def resolve_index(self, requested: str | None) -> str | None:
         """The index a query uses.  While an index is being built for the first time, its files are in flux: an
-        explicit query of it is refused (409) and a default query falls back to the last default that worked."""
+        explicit query of it is refused (409) and a default query falls back to the last default that worked.
+        Otherwise a default query gets None: the collection reads its default from the state it queries (asking
+        SQLite for it here cost a statement per request)."""
+        if self.building is None:
+            return requested
         name = requested or self.collection.default_index
         if self.building is not None and name == self.building and name not in self.loaded:
             if requested:
