@@ -119,6 +119,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     ingest.add_argument("--peer-python", default=None, metavar="PYTHON",
                         help="a Python with lancedb and/or chromadb: their ingest and bytes on disk, same run")
     ingest.add_argument("--peer-size", default=None, metavar="N", help="points the peers ingest (default: N)")
+    snapshot = parser.add_argument_group("online snapshots")
+    snapshot.add_argument("--snapshot", default=None, metavar="DB|synthetic:N[:D]",
+                          help="instead of the above: a snapshot of a copy of DB (or of N random points) while one "
+                               "thread writes batches of 1,000 and another searches: its time, size and the pauses")
+    snapshot.add_argument("--snapshot-no-load", action="store_true",
+                          help="with --snapshot: only the snapshot's time and size")
     layers = parser.add_argument_group("every layer a user meets")
     layers.add_argument("--layers", default=None, metavar="DATASETS", nargs="?",
                         const="fashion-mnist-784-euclidean,clustered-100k-128-cosine",
@@ -160,6 +166,8 @@ def run_bench(args: argparse.Namespace) -> int:
             return _filters(args)
         if args.layers:
             return _layers(args)
+        if args.snapshot:
+            return _snapshot(args)
         return _run(args)
     except LookalikeError as exc:
         print(f"lookalike bench: {exc}", file=sys.stderr)
@@ -217,6 +225,14 @@ def _ingest(args: argparse.Namespace) -> int:
         results = measure_ingest(Path(work), n=n, dim=d, seed=args.seed, peer_python=args.peer_python,
                                  peer_n=peer_n)
     return _print_and_save(args, "ingest", results, report(results))
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    """``--snapshot SOURCE``: lookalike.bench.snapshot, printed and written as JSON into --out."""
+    from .snapshot import measure_snapshot, report
+
+    figures = measure_snapshot(args.snapshot, load=not args.snapshot_no_load)
+    return _print_and_save(args, "snapshot", figures, report(figures))
 
 
 def _layers(args: argparse.Namespace) -> int:
