@@ -50,8 +50,10 @@ from .errors import (
     StorageFormatError,
 )
 from .evaluation import recall_per_query, true_knn_flags
+from .filter_graphs import FilterGraphs
 from .filter_masks import FilterMasks
 from .index.base import Index
+from .index.hnsw import HNSWIndex
 from .index.registry import from_config, get_index_class
 from .metrics import get_metric, normalize_rows, row_norms, similarity
 from .storage.sqlite import CollectionStore
@@ -107,6 +109,7 @@ class Collection:
         self._indexes: dict[str, _Synced] = {}
         self._synced_stamp: tuple[Any, int] | None = None  # the store's change stamp the in-memory state reflects
         self._filters = FilterMasks()  # metadata columns and the masks of recent filters
+        self._filter_graphs = FilterGraphs()  # small graphs of the points of frequent filters
         self._metadata = _MetadataCache()  # label -> decoded metadata, filled as hits are returned
         self._default_index = FLAT
         self._tuned: dict[str, dict[str, Any]] = {}
@@ -358,8 +361,14 @@ class Collection:
         if tuned:
             query_params = {**tuned, **query_params}
         t0 = time.perf_counter()
-        raw = searcher.search(q, k, allowed_ids=allowed, **query_params) if searcher is flat else \
-            search_with_tail(searcher, flat, q, k, allowed, query_params)
+        raw = None
+        if allowed is not None and len(q) == 1 and type(searcher) is HNSWIndex and query_params.keys() <= {"ef"}:
+            ef = query_params.get("ef", searcher.query_defaults["ef"])  # a frequent filter has a graph of its own
+            if type(ef) is int and ef >= 1:
+                raw = self._filter_graphs.search(repr(where), allowed, flat, searcher, q, k, max(ef, k))
+        if raw is None:
+            raw = searcher.search(q, k, allowed_ids=allowed, **query_params) if searcher is flat else \
+                search_with_tail(searcher, flat, q, k, allowed, query_params)
         t1 = time.perf_counter()
         stats: dict[str, Any] = {"index": name, "search_ms": 1000 * (t1 - t0),
                                  "params": {**searcher.query_defaults, **query_params}}  # what the index used
@@ -513,8 +522,10 @@ class Collection:
     # ================================================================== the indexer
     def optimize(self, index: str | None = None) -> dict[str, int]:
         """Fold every point written since the indexes last caught up into them (all built indexes, or only
-        ``index``), then save their files.  Returns the rows indexed per index.  Searches go on meanwhile: the
-        work is done in short steps."""
+        ``index``), then save their files, and let the graphs of frequent filters being built finish (see
+        ``lookalike.filter_graphs``).  Returns the rows indexed per index.  Searches go on meanwhile: the work is
+        done in short steps."""
+        self._filter_graphs.wait()
         self._sync()
         names = [index] if index is not None else list(self._store.index_configs())
         done = {}
