@@ -41,14 +41,19 @@ def filtered(col, q, where, **params):
     return col.query(q, k=10, where=where, **params).ids[0].tolist()
 
 
+def ask_until_graphed(col, q, where):
+    """Ask for the filter twice (the second use starts the build) and let the graph finish."""
+    for _ in range(2):
+        filtered(col, q, where, ef=32)
+    wait_for_graphs(col)
+    assert repr(where) in col._filter_graphs._graphs
+
+
 def test_a_frequent_filter_is_answered_from_its_graph(col):
     where = {"cat": "c3"}
     rng = np.random.default_rng(1)  # queries from the data's clusters, most of them far from c3
     q = (col.centers[rng.integers(0, 8, 30)] + 0.3 * rng.standard_normal((30, DIM))).astype(np.float32)
-    for i in range(2):
-        filtered(col, q[i], where, ef=32)  # the second use starts the build
-    wait_for_graphs(col)
-    assert repr(where) in col._filter_graphs._graphs
+    ask_until_graphed(col, q[0], where)
     allowed = {i for i, m in zip(col.ids(), col.get(col.ids()).metadatas) if m["cat"] == "c3"}
     hits = 0
     for row in q:
@@ -62,9 +67,7 @@ def test_a_frequent_filter_is_answered_from_its_graph(col):
 def test_points_written_after_the_graph_are_found_and_deleted_ones_never(col):
     where = {"cat": "c5"}
     q = col.centers[5].astype(np.float32)
-    for _ in range(2):
-        filtered(col, q, where, ef=32)
-    wait_for_graphs(col)
+    ask_until_graphed(col, q, where)
     col.add(["new-1"], q[None, :], [{"cat": "c5"}])  # exactly the query: the nearest from now on
     col.add(["new-2"], q[None, :], [{"cat": "c0"}])  # as near, but not allowed
     got = filtered(col, q, where, ef=32)
@@ -77,9 +80,7 @@ def test_points_written_after_the_graph_are_found_and_deleted_ones_never(col):
 def test_a_renumbering_of_the_rows_drops_the_graphs(col):
     where = {"cat": "c1"}
     q = col.centers[1].astype(np.float32)
-    for _ in range(2):
-        filtered(col, q, where, ef=32)
-    wait_for_graphs(col)
+    ask_until_graphed(col, q, where)
     before = filtered(col, q, where, ef=32)
     col.create_index("ivf", nlist=16, default=False)  # IVF reorders the log: new row numbers
     assert filtered(col, q, where, ef=32, index="hnsw") == before

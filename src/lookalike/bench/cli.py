@@ -154,20 +154,11 @@ def run_bench(args: argparse.Namespace) -> int:
             return _list_algorithms(args)
         if args.show:
             return _show(args)
-        if args.modalities:
-            return _modalities(args)
-        if args.descriptions:
-            return _descriptions(args)
-        if args.writes:
-            return _writes(args)
-        if args.ingest:
-            return _ingest(args)
-        if args.filters:
-            return _filters(args)
-        if args.layers:
-            return _layers(args)
-        if args.snapshot:
-            return _snapshot(args)
+        suites = {"modalities": _modalities, "descriptions": _descriptions, "writes": _writes, "ingest": _ingest,
+                  "filters": _filters, "layers": _layers, "snapshot": _snapshot}
+        for option, suite in suites.items():  # a suite's option runs it instead of the recall/QPS sweep
+            if getattr(args, option):
+                return suite(args)
         return _run(args)
     except LookalikeError as exc:
         print(f"lookalike bench: {exc}", file=sys.stderr)
