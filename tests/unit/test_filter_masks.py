@@ -151,3 +151,17 @@ def test_every_index_returns_only_allowed_points_and_finds_the_nearest(col, inde
 def metadata_matches(col, ext_id, where) -> bool:
     label = int(col._store.conn.execute("SELECT label FROM points WHERE ext_id = ?", (ext_id,)).fetchone()[0])
     return label in sql_labels(col, where)
+
+
+@pytest.mark.parametrize("index", ["ivfpq", "lsh", "rp_forest", "sq8"])
+def test_the_other_indexes_take_the_allowed_rows_too(col, index):
+    params = {"ivfpq": {"nlist": 16, "m": 4}}.get(index, {})
+    col.create_index(index, **params)
+    where = {"b": "x"}
+    q = np.random.default_rng(4).standard_normal((3, DIM)).astype(np.float32)
+    allowed = sql_labels(col, where)
+    for result in (col.query(q, k=10, where=where), col.query(q[0], k=10, where=where)):
+        for row in result.ids:
+            ids = [x for x in row.tolist() if x is not None]
+            assert len(ids) == 10 and all(metadata_matches(col, x, where) for x in ids)
+    assert len(allowed) > 10
