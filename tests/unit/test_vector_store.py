@@ -130,3 +130,18 @@ def test_corrupt_index_files_are_rebuilt_and_a_corrupt_log_is_found_by_check(tmp
         fh.write(b"\x01" * 8)  # a flipped row in the log: check says which rows
     with pytest.raises(StorageFormatError, match="corrupt"):
         check(tmp_path / "db")
+
+
+def test_a_file_cut_while_it_is_mapped_is_measured_again(tmp_path, monkeypatch):
+    """Another process's first append cuts the files back to their committed rows; a reader that read the
+    sizes just before maps them again instead of failing (a race two writer processes met)."""
+    from lookalike.storage.vector_log import VectorLog
+
+    log = VectorLog(tmp_path, "g1", 4, with_norms=False)
+    log.create()
+    log.append(0, np.ones((10, 4), np.float32), np.arange(10, dtype=np.int64), None)
+    real = VectorLog.capacity_rows
+    sizes = iter([50_000])  # the sizes read before another process cut the files: far past their end now
+    monkeypatch.setattr(VectorLog, "capacity_rows", lambda self: next(sizes, None) or real(self))
+    view = log.rows(10)
+    assert view.labels.tolist() == list(range(10)) and np.all(view.vectors == 1)

@@ -36,6 +36,8 @@ from .formats import fsync_dir as _fsync_dir
 
 LOG_DIR = "vectors"
 MIN_CAPACITY_ROWS = 1024
+#: times the files' sizes are read again when one was cut while being mapped (then only committed rows)
+MAP_ATTEMPTS = 3
 MAX_GROWTH_BYTES = 256 << 20  # past this size a file grows by 256 MB at a time, not by doubling
 
 
@@ -115,12 +117,24 @@ class VectorLog:
         return LogRows(maps.vectors[:n], maps.labels[:n], None if maps.norms is None else maps.norms[:n])
 
     def _map(self, n: int) -> None:
+        """Map every file whole (its capacity: growing by appends then rarely needs a new mapping).  Another
+        process's first append may cut the files back to their committed rows between the sizes read here and
+        the mapping (``trim``): the sizes are then read again, and at last only the committed rows, which no one
+        cuts, are mapped."""
         capacity = self.capacity_rows()
-        if capacity < n:
-            raise StorageFormatError(
-                f"{self.directory}: the vector log {self.generation} holds {capacity} rows, SQLite committed {n}")
-        arrays = {name: np.memmap(column.path, dtype=column.dtype, mode="r", shape=(capacity, *column.row_shape))
-                  for name, column in self.columns().items()}
+        for attempt in range(MAP_ATTEMPTS + 1):
+            if capacity < n:
+                raise StorageFormatError(
+                    f"{self.directory}: the vector log {self.generation} holds {capacity} rows, SQLite committed {n}")
+            try:
+                arrays = {name: np.memmap(column.path, dtype=column.dtype, mode="r",
+                                          shape=(capacity, *column.row_shape))
+                          for name, column in self.columns().items()}
+                break
+            except ValueError:  # "mmap length is greater than file size": a file was cut meanwhile
+                capacity = self.capacity_rows() if attempt + 1 < MAP_ATTEMPTS else n
+        else:
+            raise StorageFormatError(f"{self.directory}: the vector log {self.generation} could not be mapped")
         self._maps = LogRows(arrays["vectors"], arrays["labels"], arrays.get("norms"))
         self._mapped_rows = capacity
 
