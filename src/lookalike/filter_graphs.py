@@ -31,6 +31,7 @@ from collections import OrderedDict, deque
 
 import numpy as np
 
+from .filter_masks import drop_least_recent
 from .index.hnsw import HNSWIndex
 from .kernels.topk import scan_rows
 from .tail import INDEXER_NICE, merge_results
@@ -158,16 +159,10 @@ class FilterGraphs:
                 with self._lock:
                     if self._generation == flat.generation:
                         self._graphs[key] = graph
-                        self._evict()
+                        drop_least_recent(self._graphs, GRAPH_BYTES)
             finally:
                 with self._lock:
                     self._building.discard(key)
-
-    def _evict(self) -> None:
-        total = sum(g.nbytes for g in self._graphs.values())
-        while total > GRAPH_BYTES and len(self._graphs) > 1:
-            _, oldest = self._graphs.popitem(last=False)
-            total -= oldest.nbytes
 
 
 

@@ -122,6 +122,14 @@ class KeyColumn:
         return _COMPARE[op](self.numbers.view[start:stop], value)  # NaN (not a number) compares false
 
 
+def drop_least_recent(entries: OrderedDict, budget: int) -> None:
+    """Drop the oldest of ``entries`` (oldest first; each has ``nbytes``) until they fit ``budget`` bytes.  The
+    newest always stays, however large."""
+    total = sum(entry.nbytes for entry in entries.values())
+    while total > budget and len(entries) > 1:
+        total -= entries.popitem(last=False)[1].nbytes
+
+
 class _Cached:
     """A filter's mask over rows [0, n) and its True rows, extended as rows are appended."""
 
@@ -173,19 +181,11 @@ class FilterMasks:
                 if cached is None:
                     cached = self._cached[key] = _Cached()
                 cached.extend(self._evaluate(node, cached.mask.n, n))  # the rows appended since it was cached
-                self._evict(keep=key)
-            self._cached.move_to_end(key)
+                self._cached.move_to_end(key)
+                drop_least_recent(self._cached, self._cache_bytes)  # it grew: the oldest masks make room
+            else:
+                self._cached.move_to_end(key)
             return AllowedRows(cached.mask.view, cached.rows.view)
-
-    def _evict(self, keep: str) -> None:
-        """Drop the least recently used masks past the cache's bytes (never the one just asked for)."""
-        total = sum(c.nbytes for c in self._cached.values())
-        while total > self._cache_bytes and len(self._cached) > 1:
-            oldest = next(iter(self._cached))
-            if oldest == keep:
-                self._cached.move_to_end(keep)
-                continue
-            total -= self._cached.pop(oldest).nbytes
 
     def _forget(self, generation: str) -> None:
         self._columns.clear()
