@@ -38,7 +38,7 @@ from ..errors import (
     InvalidParameterError,
     StorageFormatError,
 )
-from ..kernels.topk import exact_topk
+from ..kernels.topk import exact_topk, scan_rows
 from ..metrics import MetricSpec, finalize, get_metric, prepare
 from ..storage.formats import read_format_json
 from ..types import AllowedRows, SearchResult, empty_result
@@ -397,6 +397,11 @@ class Index:
         params = dict(self.query_defaults)
         params.update({k: v for k, v in given.items() if v is not None})
         return params
+
+    def _scan_masked_rows(self, query: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact (rows, raw) of one prepared query (1, dim) among the rows ``mask`` allows, reading only those rows
+        in place (no scores for the others, no copy of them): what a selective filter costs least with."""
+        return scan_rows(query, self.vectors, np.flatnonzero(mask), mask, False, k, self.spec.kind == "ip", False)
 
     def _complete_short_rows(self, q, k, mask, n_candidates, rows, raw):
         want = min(k, n_candidates)

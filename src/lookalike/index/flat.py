@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..kernels.topk import exact_topk, scan_rows
+from ..kernels.topk import exact_topk
 from .base import GrowableArray, Index
 
 #: a single query reads only the allowed rows when fewer than 1 / SCAN_SHARE of the rows are allowed (reading
@@ -39,8 +39,7 @@ class FlatIndex(Index):
         if mask is not None and len(queries) == 1:
             allowed = np.count_nonzero(mask)
             if allowed * SCAN_SHARE < len(mask):  # a filter passing few rows: read only those
-                return scan_rows(queries, self.vectors, np.flatnonzero(mask), mask, False, k,
-                                 self.spec.kind == "ip", False)
+                return self._scan_masked_rows(queries, k, mask)
         if self.spec.kind == "l2" and (self._sq_norms is None or len(self._sq_norms) != self.n_rows):
             self._sq_norms = np.einsum("ij,ij->i", self.vectors, self.vectors)
         return exact_topk(queries, self.vectors, k, self.spec.kind, mask, self._sq_norms)

@@ -31,7 +31,7 @@ import numpy as np
 from .._validation import MAX_K, check_positive_int
 from ..errors import StorageFormatError
 from ..kernels import graph as kernels
-from ..kernels.answers import final_code
+from ..kernels.answers import ZERO_QUERY, final_code
 from ..kernels.topk import exact_topk, scan_rows
 from ..metrics import finalize
 from ..types import AllowedRows, SearchResult, empty_result
@@ -206,7 +206,7 @@ class HNSWIndex(Index):
             rows, raw = scan_rows(query, vectors, candidates, self.live, not all_live, k, is_ip, normalize)
         if rows[0, -1] >= 0:
             return SearchResult(ids=self.labels[rows], distances=finalize(raw, self.spec))
-        if rows[0, 0] == -2:  # a zero vector under cosine: the general path raises the error
+        if rows[0, 0] == ZERO_QUERY:  # a zero vector under cosine: the general path raises the error
             return None
         return self._result(rows, raw)  # fewer than k points: padded as the general path does
 
@@ -231,9 +231,9 @@ class HNSWIndex(Index):
         return n_allowed <= FILTER_SCAN_FACTOR * ef / fraction
 
     def _scan_allowed(self, queries: np.ndarray, k: int, mask: np.ndarray):
-        rows = np.flatnonzero(mask)
         if len(queries) == 1:  # reads the allowed rows in place; a batch gathers them once for BLAS
-            return scan_rows(queries, self.vectors, rows, mask, False, k, self.spec.kind == "ip", False)
+            return self._scan_masked_rows(queries, k, mask)
+        rows = np.flatnonzero(mask)
         found, raw = exact_topk(queries, self.vectors[rows], k, self.spec.kind)
         return np.where(found >= 0, rows[np.maximum(found, 0)], -1), raw
 
