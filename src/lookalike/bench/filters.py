@@ -169,6 +169,7 @@ def measure_page_filter(db: Path, name: str, *, n_queries: int = 200, seed: int 
 
     import httpx
 
+    from .measures import latency_percentiles
     from .serving import free_port, start_lookalike
 
     port = free_port()
@@ -187,7 +188,7 @@ def measure_page_filter(db: Path, name: str, *, n_queries: int = 200, seed: int 
             def timed(body: dict[str, Any]) -> float:
                 t0 = time.perf_counter()
                 http.post(f"/collections/{name}/search", json=body).raise_for_status()
-                return 1000 * (time.perf_counter() - t0)
+                return time.perf_counter() - t0
 
             for text in texts[:20]:  # warm up: the embedder, the index, the filter columns
                 timed({"text": text, "k": 12})
@@ -198,14 +199,11 @@ def measure_page_filter(db: Path, name: str, *, n_queries: int = 200, seed: int 
     finally:
         server.terminate()
         server.wait(timeout=30)
-    row = {"queries": n_queries, "no_filter_ms": _percentiles(plain), "class_filter_ms": _percentiles(filtered)}
+    row = {"queries": n_queries, "no_filter_ms": latency_percentiles(plain),
+           "class_filter_ms": latency_percentiles(filtered)}
     row["ratio_p50"] = row["class_filter_ms"]["p50"] / row["no_filter_ms"]["p50"]
     progress(page_line(row))
     return row
-
-
-def _percentiles(ms: list[float]) -> dict[str, float]:
-    return {"p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99))}
 
 
 def page_line(row: dict[str, Any]) -> str:
