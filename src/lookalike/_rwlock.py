@@ -13,30 +13,32 @@ import threading
 from contextlib import contextmanager
 
 
+class _Depth(threading.local):
+    """Per thread: how deep inside the shared and the exclusive side it is (class attributes: 0 in a new thread)."""
+
+    shared = 0
+    exclusive = 0
+
+
 class ReadWriteLock:
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()  # guards the counts below
+        self._cond = threading.Condition(self._mutex)
         self._readers = 0
         self._writer: int | None = None
         self._writers_waiting = 0
         self._readers_waiting = 0
         self._readers_turn = 0  # readers admitted ahead of the next change: those that waited for the last one
-        self._depth = threading.local()  # per thread: shared and exclusive nesting
+        self._depth = _Depth()
         self._shared_side = _SharedSide(self)
-
-    def _counts(self):
-        depth = self._depth
-        if not hasattr(depth, "shared"):
-            depth.shared = depth.exclusive = 0
-        return depth
 
     # ------------------------------------------------------------------ shared
     def acquire_shared(self, blocking: bool = True) -> bool:
-        depth = self._counts()
+        depth = self._depth
         if depth.shared or depth.exclusive:  # already inside: never queue behind a waiting writer (deadlock)
             depth.shared += 1
             return True
-        with self._cond:
+        with self._mutex:  # the Condition's own lock, entered without the Condition's Python-level wrapper
             if self._writer is not None or (self._writers_waiting and not self._readers_turn):
                 if not blocking:
                     return False
@@ -53,18 +55,18 @@ class ReadWriteLock:
         return True
 
     def release_shared(self) -> None:
-        depth = self._counts()
+        depth = self._depth
         depth.shared -= 1
         if depth.shared or depth.exclusive:
             return
-        with self._cond:
+        with self._mutex:
             self._readers -= 1
             if self._readers == 0 and self._writers_waiting:  # only a change waits for the readers to leave
                 self._cond.notify_all()
 
     # ------------------------------------------------------------------ exclusive
     def acquire_exclusive(self, blocking: bool = True) -> bool:
-        depth = self._counts()
+        depth = self._depth
         if depth.exclusive:
             depth.exclusive += 1
             return True
@@ -84,7 +86,7 @@ class ReadWriteLock:
         return True
 
     def release_exclusive(self) -> None:
-        depth = self._counts()
+        depth = self._depth
         depth.exclusive -= 1
         if depth.exclusive:
             return

@@ -21,10 +21,15 @@ from .errors import (
 MAX_K = 100_000
 
 
-def as_matrix(vectors: Any, dim: int, *, what: str = "vectors", allow_empty: bool = False) -> np.ndarray:
-    """Coerce ``vectors`` to a 2-D C-contiguous float32 array of ``dim`` columns; a 1-D input is one row."""
+def as_matrix(vectors: Any, dim: int, *, what: str = "vectors", allow_empty: bool = False,
+              finite: bool = True) -> np.ndarray:
+    """Coerce ``vectors`` to a 2-D C-contiguous float32 array of ``dim`` columns; a 1-D input is one row.
+    ``finite=False`` leaves NaN and inf in an array that needs no conversion to the caller, which hands it to an
+    index: every ``Index.search`` refuses them (a single query's kernel checks them as it reads the query)."""
     if (type(vectors) is np.ndarray and vectors.dtype == np.float32 and vectors.flags.c_contiguous
             and 0 < vectors.ndim <= 2 and vectors.size and vectors.shape[-1] == dim):
+        if not finite:
+            return vectors.reshape(-1, dim)
         total = float(vectors.sum()) if vectors.size <= 4096 else 0.0  # a NaN or inf makes the sum NaN or inf
         if total - total == 0.0 and (vectors.size <= 4096 or np.isfinite(vectors).all()):
             return vectors.reshape(-1, dim)  # the common case: already what search needs (a view, no copy)

@@ -33,13 +33,14 @@ import numbers
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._rwlock import ReadWriteLock
-from ._validation import as_matrix, check_k, check_unique
+from ._validation import MAX_K, as_matrix, check_k, check_unique
 from .errors import (
     DuplicateIdError,
     EmptyBatchError,
@@ -59,7 +60,7 @@ from .metrics import get_metric, normalize_rows, row_norms, similarity
 from .storage.sqlite import CollectionStore
 from .store import FLAT, PointStore, Written
 from .tail import CONCURRENT_STEP_FACTOR, BackgroundIndexer, StepSize, search_with_tail, tail_limit, unindexed
-from .types import SearchResult
+from .types import CollectionResult, SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class Collection:
         self._spec = get_metric(self.metric)
         self._points = PointStore(self.directory, self.dim, self._spec.name, self._spec.normalize)
         self._indexes: dict[str, _Synced] = {}
-        self._synced_stamp: tuple[Any, int] | None = None  # the store's change stamp the in-memory state reflects
+        self._synced_stamp: int | None = None  # the store's change stamp the in-memory state reflects
         self._filters = FilterMasks()  # metadata columns and the masks of recent filters
         self._filter_graphs = FilterGraphs()  # small graphs of the points of frequent filters
         self._metadata = _MetadataCache()  # label -> decoded metadata, filled as hits are returned
@@ -301,14 +302,18 @@ class Collection:
         caught up are searched exactly and merged in: every acknowledged write is found.
         """
         q, k = self._checked_query(vectors, k, modality)
-        # One pragma says whether anything was written since the last catch-up; if not, no transaction at all.
-        self._ensure_synced()
+        if self._store.change_stamp() != self._synced_stamp:  # anything written since the last catch-up?
+            self._sync()
         name = self._default_index if index is None else index
         if name != FLAT and name not in self._indexes:
             with self._lock.exclusive():
                 self._synced_index(name)  # loaded (or rebuilt) once, then kept
-        with self._lock.shared():
+        lock = self._lock
+        lock.acquire_shared()
+        try:
             return self._query_in_memory(q, k, where, name, with_recall, include_metadata, modality, query_params)
+        finally:
+            lock.release_shared()
 
     def query_now(self, vectors: Any, k: int = 10, where: dict[str, Any] | None = None, index: str | None = None,
                   **query_params: Any) -> SearchResult | None:
@@ -333,8 +338,9 @@ class Collection:
             self._lock.release_shared()
 
     def _checked_query(self, vectors: Any, k: int, modality: str | None) -> tuple[np.ndarray, int]:
-        k = check_k(k)
-        q = as_matrix(vectors, self.dim, what="queries")
+        if type(k) is not int or not 0 < k <= MAX_K:
+            k = check_k(k)  # raises
+        q = as_matrix(vectors, self.dim, what="queries", finite=False)  # the index refuses NaN and inf
         if modality is not None:
             tuned_key(FLAT, modality)  # an unknown modality raises here
         return q, k
@@ -378,20 +384,24 @@ class Collection:
             stats["exact_ms"] = 1000 * (time.perf_counter() - t1)
             true_knn = true_knn_flags(raw, exact)
             recall = recall_per_query(raw, exact)
-        ids = self._points.ids.ids_of(raw.ids)
+        labels = raw.ids
+        fields = {"ids": self._points.ids.ids_of(labels), "distances": raw.distances,
+                  "similarities": similarity(raw.distances, self._spec), "true_knn": true_knn, "recall": recall,
+                  "stats": stats}
         if include_metadata:
-            metadatas = self._metadata.rows_of(raw.ids.tolist(), self._store)
-        else:
-            metadatas = [[None] * raw.ids.shape[1] for _ in range(len(raw.ids))]
-        return SearchResult(
-            ids=ids,
-            distances=raw.distances,
-            similarities=similarity(raw.distances, self._spec),
-            metadatas=metadatas,
-            true_knn=true_knn,
-            recall=recall,
-            stats=stats,
-        )
+            return CollectionResult(read_metadatas=partial(self._metadata_of_hits, labels), **fields)
+        return SearchResult(metadatas=[[None] * labels.shape[1] for _ in range(len(labels))], **fields)
+
+    def _metadata_of_hits(self, labels: np.ndarray) -> list[list[dict[str, Any] | None]]:
+        """The metadata of a result's hits, when the caller first reads them (``CollectionResult``)."""
+        with self._lock.shared():  # a catch-up's transaction must not share the SQLite connection with this read
+            if self._store.conn is not None:
+                return self._metadata.rows_of(labels.tolist(), self._store)
+        store = CollectionStore(self._store.file)  # the collection was closed since the query: read its file
+        try:
+            return self._metadata.rows_of(labels.tolist(), store)
+        finally:
+            store.close()
 
     def _loaded_index(self, name: str) -> Index:
         synced = self._indexes.get(name)
@@ -776,14 +786,23 @@ class _MetadataCache:
         self.by_label: dict[int, dict[str, Any] | None] = {}
 
     def rows_of(self, labels: list[list[int]], store: CollectionStore) -> list[list[dict[str, Any] | None]]:
+        get = self.by_label.get  # the padding label -1 is never a key: None
+        items = [[get(label, _UNREAD) for label in row] for row in labels]  # one look-up per hit when all are known
+        if any(item is _UNREAD for row in items for item in row):
+            items = self._read(labels, store)
+        return [[None if item is None else item.copy() for item in row] for row in items]
+
+    def _read(self, labels: list[list[int]], store: CollectionStore) -> list[list[dict[str, Any] | None]]:
         known = self.by_label
         missing = [label for row in labels for label in row if label not in known and label >= 0]
-        if missing:
-            texts = store.metadata_of(missing)
-            for label in missing:
-                known[label] = _load_json(texts.get(label))
-        get = known.get  # the padding label -1 is never a key: None
-        return [[None if (item := get(label)) is None else item.copy() for label in row] for row in labels]
+        texts = store.metadata_of(missing)
+        for label in missing:
+            known[label] = _load_json(texts.get(label))
+        get = known.get
+        return [[get(label) for label in row] for row in labels]
+
+
+_UNREAD = object()  # a label whose metadata the cache has not read yet
 
 
 MODALITIES = ("text", "image")

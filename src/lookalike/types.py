@@ -82,6 +82,34 @@ class SearchResult:
         return out
 
 
+class CollectionResult(SearchResult):
+    """A collection's answer, whose ``metadatas`` are made when first read: each hit's dict is a copy of the
+    decoded metadata (so that editing it edits nothing else), and a caller that reads only ids and distances
+    should not pay for ten copies a query, ten thousand a batch of 1,000 — as much as the search itself.
+    ``read_metadatas()`` returns them; it runs once, on first read of ``metadatas`` (or ``hits()``, ``repr``,
+    ``==``, pickling).  A point deleted between the query and that read keeps the metadata the collection had
+    already decoded, or else reads as None."""
+
+    def __init__(self, *, read_metadatas: Any, **fields: Any):
+        super().__init__(**fields)
+        self._read_metadatas = read_metadatas
+
+    @property  # type: ignore[override]
+    def metadatas(self) -> list[list[dict[str, Any] | None]] | None:
+        read = self.__dict__.get("_read_metadatas")
+        if read is not None:
+            self._metadatas, self._read_metadatas = read(), None
+        return self._metadatas
+
+    @metadatas.setter
+    def metadatas(self, value: list[list[dict[str, Any] | None]] | None) -> None:
+        self._metadatas, self._read_metadatas = value, None
+
+    def __getstate__(self) -> dict[str, Any]:
+        self.metadatas  # noqa: B018 (read now: a pickled result carries its metadata, not the collection)
+        return self.__dict__
+
+
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..errors import DuplicateIdError, StorageBusyError, StorageFormatError, StorageFullError
+from .change_token import ChangeToken
 from .filters import compile_where, metadata_index_sql, path_literal
 from .vector_log import new_generation
 
@@ -38,6 +39,7 @@ _JSON_TEXT = json.JSONEncoder(ensure_ascii=False)  # ids and metadata texts as J
 BATCHES_TABLE = """
                 CREATE TABLE batches(generation TEXT NOT NULL, first_row INTEGER NOT NULL, n_rows INTEGER NOT NULL,
                                      crc32 INTEGER NOT NULL)"""
+CHANGES_SUFFIX = "-changes"  # the change token's file, beside the database as SQLite's -wal and -shm
 _CHUNK = 900  # SQLite's limit on bound variables is 32766; stay far below it
 
 
@@ -46,10 +48,10 @@ class CollectionStore:
 
     def __init__(self, file: Path, *, create_config: dict[str, Any] | None = None, writer: bool = False):
         self.file = Path(file)
-        self.own_writes = 0
         exists = self.file.exists()
         if not exists and create_config is None:
             raise StorageFormatError(f"{self.file} does not exist")
+        self.changes = ChangeToken(self.file.with_name(self.file.name + CHANGES_SUFFIX))
         try:
             self.conn = _SafeConnection(sqlite3.connect(
                 str(self.file), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
@@ -117,21 +119,19 @@ class CollectionStore:
         if conn is not None:
             conn.close()
             self.conn = None
+            self.changes.close()
 
     # ------------------------------------------------------------------ transactions
     def transaction(self):
-        """A write transaction: takes the write lock at once (waiting up to the busy timeout)."""
-        self.own_writes += 1  # counted at the start: a failed write only costs readers one needless re-sync
-        return _Transaction(self.conn, "BEGIN IMMEDIATE")
+        """A write transaction: takes the write lock at once (waiting up to the busy timeout); its end, committed
+        or not, is announced to every reader of the collection (a rollback only costs them one needless look)."""
+        return _Transaction(self.conn, "BEGIN IMMEDIATE", self.changes.announce)
 
-    def change_stamp(self) -> tuple[int, int]:
-        """Changes as cheaply as SQLite can tell them (one pragma, no transaction): ``PRAGMA data_version`` moves
-        when another connection commits, ``own_writes`` when this one opens a write.  Equal stamps mean nothing
-        was written in between."""
-        try:  # the raw connection: this runs before every query, and cannot fail short of a closed database
-            return self.conn._conn.execute("PRAGMA data_version").fetchone()[0], self.own_writes
-        except sqlite3.Error as exc:
-            raise translate_error(exc, self.conn._file) from None
+    def change_stamp(self) -> int:
+        """What changes whenever any connection, in any process, ends a write (``storage/change_token.py``): one
+        load from shared memory, where ``PRAGMA data_version`` was a statement.  Equal stamps mean nothing was
+        written in between; take it before reading, so a later write moves it."""
+        return self.changes.read()
 
     def transaction_read(self):
         """A read transaction: every statement inside sees the same snapshot, whatever writers do meanwhile."""
@@ -372,23 +372,28 @@ def translate_error(exc: sqlite3.Error, file: Path) -> Exception:
 class _Transaction:
     """``with store.transaction():`` — BEGIN, COMMIT on success, ROLLBACK on any exception."""
 
-    def __init__(self, conn: sqlite3.Connection, begin: str):
+    def __init__(self, conn: sqlite3.Connection, begin: str, on_end=None):
         self.conn = conn
         self.begin = begin
+        self.on_end = on_end  # called once the transaction is over, whatever its outcome
 
     def __enter__(self):
         self.conn.execute(self.begin)
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            try:
-                self.conn.execute("COMMIT")
-            except Exception:
+        try:
+            if exc_type is None:
+                try:
+                    self.conn.execute("COMMIT")
+                except Exception:
+                    self._rollback()
+                    raise
+            else:
                 self._rollback()
-                raise
-        else:
-            self._rollback()
+        finally:
+            if self.on_end is not None:
+                self.on_end()
         return False
 
     def _rollback(self) -> None:

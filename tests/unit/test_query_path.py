@@ -1,0 +1,148 @@
+"""The collection's query path: the shared change token that says whether anything was written, queries checked
+once (NaN and inf refused by whichever index answers), and metadata made when the caller first reads it."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lookalike
+from lookalike.errors import NonFiniteVectorError
+from lookalike.storage.change_token import ChangeToken
+from lookalike.storage.sqlite import CHANGES_SUFFIX, CollectionStore
+from lookalike.types import CollectionResult
+from tests.conftest import clustered
+
+DIM = 16
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = lookalike.Database(tmp_path / "db")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def col(db):
+    c = db.create_collection("items", dim=DIM, metric="cosine")
+    c.add([f"p{i}" for i in range(300)], clustered(300, DIM, 6, seed=0),
+          [{"group": i % 3, "name": f"item {i}"} for i in range(300)])
+    return c
+
+
+# --- the change token --------------------------------------------------------------------------------------------
+
+
+def test_a_token_announced_through_one_mapping_is_read_through_another(tmp_path):
+    path = tmp_path / "c.sqlite-changes"
+    first, second = ChangeToken(path), ChangeToken(path)
+    assert path.stat().st_size == 8 and first.read() == second.read() == 0  # a new file: all zero
+    seen = {0}
+    for _ in range(20):
+        first.announce()
+        assert second.read() == first.read() and second.read() not in seen  # a new value every time
+        seen.add(second.read())
+    first.close()
+    second.close()
+    with pytest.raises(ValueError):
+        first.read()
+
+
+def test_every_write_transaction_moves_the_stamp_of_every_connection(col):
+    reader = CollectionStore(col._store.file)
+    try:
+        stamp = reader.change_stamp()
+        col.add(["new"], clustered(1, DIM, 1, seed=5))
+        committed = reader.change_stamp()
+        assert committed != stamp
+        with pytest.raises(RuntimeError):
+            with col._writer().transaction():
+                raise RuntimeError("rolled back")
+        assert reader.change_stamp() != committed  # a rollback costs readers one needless look, never a miss
+        assert (col._store.file.parent / (col._store.file.name + CHANGES_SUFFIX)).exists()
+    finally:
+        reader.close()
+
+
+WRITER = """
+import sys, numpy as np, lookalike
+db = lookalike.Database(sys.argv[1])
+col = db.get_collection("items")
+col.add(["from-another-process"], np.full((1, {dim}), 7.0, dtype=np.float32), [{{"group": 9}}])
+db.close()
+"""
+
+
+def test_a_write_by_another_process_is_found_by_the_next_query(col, db):
+    probe = np.full((1, DIM), 7.0, dtype=np.float32)
+    assert col.query(probe, k=1).ids[0, 0] != "from-another-process"  # caught up, stamp taken
+    subprocess.run([sys.executable, "-c", WRITER.format(dim=DIM), str(db.path)], check=True)
+    hit = col.query(probe, k=1)
+    assert hit.ids[0, 0] == "from-another-process" and hit.metadatas[0][0] == {"group": 9}
+
+
+# --- queries checked once ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("index", ["flat", "hnsw", "ivf", "ivfpq"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [None, {"group": 1}])
+def test_a_nan_or_inf_query_is_refused_by_every_index(col, index, bad, where):
+    if index == "hnsw":
+        col.create_index("hnsw", M=8, default=False)
+    elif index == "ivf":
+        col.create_index("ivf", nlist=8, default=False)
+    elif index == "ivfpq":
+        col.create_index("ivfpq", nlist=8, m=4, default=False)
+    col.add(["tail"], clustered(1, DIM, 1, seed=3))  # a point no index holds yet: the tail is searched too
+    query = clustered(1, DIM, 1, seed=4)[0].astype(np.float32)
+    query[3] = bad
+    for shaped in (query, query[None, :], query.astype(np.float64)):
+        with pytest.raises(NonFiniteVectorError):
+            col.query(shaped, k=5, index=index, where=where)
+    assert col.query(clustered(1, DIM, 1, seed=4), k=5, index=index, where=where).ids.shape == (1, 5)
+
+
+# --- metadata made when first read -------------------------------------------------------------------------------
+
+
+def test_metadata_read_later_is_each_hits_own_copy(col):
+    q = clustered(4, DIM, 6, seed=1)
+    result = col.query(q, k=5)
+    assert isinstance(result, CollectionResult)
+    stored = col.get(result.ids.ravel().tolist()).metadatas
+    assert [m for row in result.metadatas for m in row] == stored
+    result.metadatas[0][0]["group"] = "edited"  # the caller's copy: the next answer is untouched
+    assert col.query(q, k=5).metadatas[0][0] == stored[0]
+    assert result.hits(1)[0]["metadata"] == stored[5]
+
+
+def test_metadata_is_read_after_the_database_closed_and_travels_when_pickled(tmp_path):
+    with lookalike.Database(tmp_path / "db") as db:
+        col = db.create_collection("c", dim=DIM)
+        col.add([1, 2, 3], clustered(3, DIM, 1, seed=0), [{"n": 1}, {"n": 2}, None])
+        result = col.query(clustered(1, DIM, 1, seed=0), k=3)
+        pickled = pickle.dumps(col.query(clustered(1, DIM, 1, seed=0), k=3))
+    assert sorted(result.metadatas[0], key=str) == sorted([{"n": 1}, {"n": 2}, None], key=str)
+    assert pickle.loads(pickled).metadatas == result.metadatas
+
+
+def test_a_hit_deleted_before_its_metadata_is_read_keeps_what_was_decoded_or_reads_none(col):
+    q = clustered(1, DIM, 6, seed=2)
+    seen = col.query(q, k=3)
+    seen.metadatas  # noqa: B018  (decoded now)
+    unseen = col.query(q, k=3)  # the same hits: already decoded for the first result
+    fresh = col.query(clustered(1, DIM, 6, seed=9) * -1, k=3)
+    col.delete([seen.ids[0, 0], fresh.ids[0, 0]])
+    assert unseen.metadatas == seen.metadatas
+    assert fresh.metadatas[0][0] is None and fresh.metadatas[0][1] is not None
+
+
+def test_include_metadata_false_gives_none_per_hit(col):
+    result = col.query(clustered(2, DIM, 6, seed=1), k=4, include_metadata=False)
+    assert result.metadatas == [[None] * 4, [None] * 4]
