@@ -385,12 +385,14 @@ class Collection:
             true_knn = true_knn_flags(raw, exact)
             recall = recall_per_query(raw, exact)
         labels = raw.ids
-        fields = {"ids": self._points.ids.ids_of(labels), "distances": raw.distances,
-                  "similarities": similarity(raw.distances, self._spec), "true_knn": true_knn, "recall": recall,
-                  "stats": stats}
+        ids = self._points.ids.ids_of(labels)
+        similarities = partial(similarity, raw.distances, self._spec)
         if include_metadata:
-            return CollectionResult(read_metadatas=partial(self._metadata_of_hits, labels), **fields)
-        return SearchResult(metadatas=[[None] * labels.shape[1] for _ in range(len(labels))], **fields)
+            metadatas = partial(self._metadata_of_hits, labels)
+        else:
+            metadatas = partial(_no_metadata, labels.shape)
+        return CollectionResult(ids=ids, distances=raw.distances, similarities=similarities, metadatas=metadatas,
+                                true_knn=true_knn, recall=recall, stats=stats)
 
     def _metadata_of_hits(self, labels: np.ndarray) -> list[list[dict[str, Any] | None]]:
         """The metadata of a result's hits, when the caller first reads them (``CollectionResult``)."""
@@ -800,6 +802,10 @@ class _MetadataCache:
             known[label] = _load_json(texts.get(label))
         get = known.get
         return [[get(label) for label in row] for row in labels]
+
+
+def _no_metadata(shape: tuple[int, int]) -> list[list[None]]:
+    return [[None] * shape[1] for _ in range(shape[0])]
 
 
 _UNREAD = object()  # a label whose metadata the cache has not read yet

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,22 @@ class AllowedRows:
         if n_rows >= len(self.mask):
             return self.rows
         return self.rows[: int(np.searchsorted(self.rows, n_rows))]
+
+
+def _made_on_first_read(name: str) -> property:
+    """A field held as a ``functools.partial`` that makes its value, called (once) on first read."""
+    slot = "_" + name
+
+    def read(self):
+        value = self.__dict__[slot]
+        if type(value) is partial:
+            value = self.__dict__[slot] = value()
+        return value
+
+    def write(self, value) -> None:
+        self.__dict__[slot] = value
+
+    return property(read, write, doc=f"{name}, made on first read")
 
 
 @dataclass
@@ -83,30 +100,24 @@ class SearchResult:
 
 
 class CollectionResult(SearchResult):
-    """A collection's answer, whose ``metadatas`` are made when first read: each hit's dict is a copy of the
-    decoded metadata (so that editing it edits nothing else), and a caller that reads only ids and distances
-    should not pay for ten copies a query, ten thousand a batch of 1,000 — as much as the search itself.
-    ``read_metadatas()`` returns them; it runs once, on first read of ``metadatas`` (or ``hits()``, ``repr``,
-    ``==``, pickling).  A point deleted between the query and that read keeps the metadata the collection had
-    already decoded, or else reads as None."""
+    """A collection's answer, whose ``similarities`` and ``metadatas`` are made when first read.  Each hit's
+    metadata is a copy of the decoded dict (so that editing it edits nothing else); a caller that reads only ids
+    and distances should not pay for ten copies a query, ten thousand a batch of 1,000 — as much as the search
+    itself.  Each is made once, on first read (or by ``hits()``, ``repr``, ``==``, pickling).  A point deleted
+    between the query and the first read of ``metadatas`` keeps the metadata the collection had already decoded,
+    or else reads as None."""
 
-    def __init__(self, *, read_metadatas: Any, **fields: Any):
-        super().__init__(**fields)
-        self._read_metadatas = read_metadatas
+    def __init__(self, *, ids: np.ndarray, distances: np.ndarray, stats: dict[str, Any], similarities: partial,
+                 metadatas: partial, true_knn: np.ndarray | None = None, recall: np.ndarray | None = None):
+        # the fields, set directly (no dataclass __init__: this runs for every query); two of them still to make
+        self.__dict__.update(ids=ids, distances=distances, stats=stats, true_knn=true_knn, recall=recall,
+                             _similarities=similarities, _metadatas=metadatas)
 
-    @property  # type: ignore[override]
-    def metadatas(self) -> list[list[dict[str, Any] | None]] | None:
-        read = self.__dict__.get("_read_metadatas")
-        if read is not None:
-            self._metadatas, self._read_metadatas = read(), None
-        return self._metadatas
-
-    @metadatas.setter
-    def metadatas(self, value: list[list[dict[str, Any] | None]] | None) -> None:
-        self._metadatas, self._read_metadatas = value, None
+    similarities = _made_on_first_read("similarities")  # type: ignore[assignment]
+    metadatas = _made_on_first_read("metadatas")  # type: ignore[assignment]
 
     def __getstate__(self) -> dict[str, Any]:
-        self.metadatas  # noqa: B018 (read now: a pickled result carries its metadata, not the collection)
+        self.similarities, self.metadatas  # noqa: B018 (made now: a pickled result carries them, not the collection)
         return self.__dict__
 
 

@@ -11,11 +11,11 @@ def test_every_layer_is_measured(tmp_path, capsys):
     assert main(["bench", "--layers", "synthetic:3000:16", "--queries", "40", "--runs", "1",
                  "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "collection costs" in out and "the server adds" in out
+    assert "collection costs" in out and "reading every hit's metadata too" in out and "the server adds" in out
     (result,) = json.loads(next(tmp_path.glob("layers-*.json")).read_text())
     for system in ("lookalike hnsw", "lookalike ivf"):
         row = result["rows"][system]
         assert row["recall"] >= 0.95  # each system runs at the smallest parameter reaching 0.95
-        for layer in ("index single", "index batch", "collection single", "collection batch", "http-1", "http-4",
-                      "http-4 2w"):
+        for layer in ("index single", "index batch", "collection single", "collection batch", "coll single+meta",
+                      "coll batch+meta", "http-1", "http-4", "http-4 2w"):
             assert row[layer] > 0, (system, layer)

@@ -11,7 +11,7 @@ once inside a lookalike Collection (ids + small metadata), and the query paramet
 smallest value whose recall@10 reaches 0.95.  Then single-query and batch QPS (best of ``--rounds``) at:
 
   index       HNSWIndex.search / IVFIndex.search (one query per call; a batch of all queries)
-  collection  Collection.query, ids + metadata returned
+  collection  Collection.query, ids + metadata returned (made when first read: "+meta" reads them all)
   http-1      lookalike.Client -> lookalike serve on loopback (one client, keep-alive)
   http-4      four client processes at once (and "http-4 2w": against lookalike serve --workers 2)
   peers       hnswlib, faiss IndexHNSWFlat, faiss IndexIVFFlat (bare); Chroma PersistentClient (collection layer)
@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +244,9 @@ def run_dataset(name: str, args) -> dict:
                                                        one_by_one, 1))
             _best(row, "collection batch", qps_batch(lambda q: col.query(q, k=K, index=system.split()[1], **kwargs),
                                                      queries, 1))
+            read = partial(query_and_read, col, index=system.split()[1], **kwargs)
+            _best(row, "coll single+meta", qps_single(read, one_by_one, 1))
+            _best(row, "coll batch+meta", qps_batch(read, queries, 1))
         for system, (single, batch, param, r) in peers.items():
             row = rows.setdefault(system, {"param": param, "recall": r})
             _best(row, "index single", qps_single(single, one_by_one, 1))
@@ -272,6 +276,12 @@ def run_dataset(name: str, args) -> dict:
         hnswlib_ef = int(rows["hnswlib"]["param"].split("=")[1]) if "hnswlib" in rows else ef
         rows.update(run_chroma(args.chroma_python, dataset, truth, work, args, hnswlib_ef))
     return {"dataset": dataset.name, "n": len(dataset.train), "queries": len(queries), "rows": rows}
+
+
+def query_and_read(col, q: np.ndarray, index: str, **params) -> None:
+    """A query whose every field is read (similarities and metadata are made when first read)."""
+    result = col.query(q, k=K, index=index, **params)
+    result.similarities, result.metadatas  # noqa: B018
 
 
 def _faiss_calls(index, dataset):
@@ -313,7 +323,8 @@ def run_chroma(python: str, dataset, truth, work: Path, args, ef: int) -> dict:
 # --- report ---------------------------------------------------------------------------------------------------------
 
 
-LAYERS = ["index single", "index batch", "collection single", "collection batch", "http-1", "http-4", "http-4 2w"]
+LAYERS = ["index single", "index batch", "collection single", "collection batch", "coll single+meta",
+          "coll batch+meta", "http-1", "http-4", "http-4 2w"]
 
 
 def report(result: dict) -> str:
@@ -332,7 +343,7 @@ def report(result: dict) -> str:
             ("lookalike ivf", "faiss ivfflat", "index single", "index single"),
             ("lookalike ivf", "faiss ivfflat", "index batch", "index batch"),
             ("lookalike ivf", "faiss ivfflat", "collection batch", "index batch"),
-            ("lookalike hnsw", "chroma", "collection single", "collection single"),
+            ("lookalike hnsw", "chroma", "coll single+meta", "collection single"),
             ("lookalike hnsw", "chroma", "http-1", "http-1"),
             ("lookalike hnsw", "chroma", "http-4", "http-4"),
             ("lookalike hnsw", "chroma", "http-4 2w", "http-4")):
@@ -343,7 +354,9 @@ def report(result: dict) -> str:
         row = rows.get(system, {})
         if "index single" in row and "collection single" in row:
             ratios.append(f"{system}: collection costs {row['index single'] / row['collection single']:.2f}x the bare "
-                          f"index per single query, {row['index batch'] / row['collection batch']:.2f}x per batch")
+                          f"index per single query, {row['index batch'] / row['collection batch']:.2f}x per batch; "
+                          f"reading every hit's metadata too, {row['index single'] / row['coll single+meta']:.2f}x "
+                          f"and {row['index batch'] / row['coll batch+meta']:.2f}x")
         if "http-1" in row and "collection single" in row:
             added = 1000 / row["http-1"] - 1000 / row["collection single"]
             ratios.append(f"{system}: the server adds {added:.2f} ms per query (one client); four clients get "
