@@ -150,10 +150,15 @@ def build_catalog(db_path: Path, embedder, n: int = N_ITEMS, with_ivf: bool = Tr
 
 
 class ServerThread:
-    """uvicorn serving ``app`` on 127.0.0.1 at a free port, in a daemon thread; ``stop()`` shuts it down."""
+    """uvicorn serving ``app`` (behind the query fast lane, as ``lookalike serve``) on 127.0.0.1 at a free port, in
+    a daemon thread; ``stop()`` shuts it down."""
 
     def __init__(self, app):
         import uvicorn
+
+        from lookalike.server.fast_lane import QueryFastLane
+
+        app = QueryFastLane(app)  # as `lookalike serve` serves it
 
         # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets it recognises as TCP (else Nagle adds ~40 ms)
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -106,10 +106,13 @@ def config_to_environment(config: ServerConfig) -> str:
     return json.dumps({"db_path": str(config.db_path), **fields})
 
 
-def app_from_environment() -> FastAPI:
-    """The app of one worker of ``lookalike serve --workers N`` (uvicorn calls this factory in each process)."""
+def app_from_environment():
+    """The app of one worker of ``lookalike serve --workers N`` (uvicorn calls this factory in each process),
+    behind the query fast lane as ``lookalike serve`` serves it."""
     import json
     import os
 
+    from .fast_lane import QueryFastLane
+
     options = json.loads(os.environ[CONFIG_ENV])
-    return create_app(ServerConfig(db_path=Path(options.pop("db_path")), **options))
+    return QueryFastLane(create_app(ServerConfig(db_path=Path(options.pop("db_path")), **options)))

@@ -99,6 +99,7 @@ def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_lev
     import uvicorn
 
     from .app import create_app
+    from .fast_lane import QueryFastLane
     from .http_protocol import OneWriteHttpToolsProtocol
     from .security import check_bind
 
@@ -124,8 +125,8 @@ def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_lev
     app = create_app(config)
     print(f"lookalike: serving {config.db_path} at http://{shown}:{port}/  (API docs: /docs; Ctrl-C stops)",
           flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, access_log=access_log,
-                http=OneWriteHttpToolsProtocol)
+    uvicorn.run(QueryFastLane(app), host=host, port=port, log_level=log_level, server_header=False,
+                access_log=access_log, http=OneWriteHttpToolsProtocol)
 
 
 def prepare_database(db_path: Path, *, create: bool = False, ray_address: str | None = None,

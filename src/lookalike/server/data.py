@@ -121,6 +121,11 @@ async def query(name: str, body: QueryRequest, request: Request) -> dict[str, An
     """The k nearest points of each query vector (``Collection.query``): ids typed as stored, distances and
     similarities as encoded float32 arrays (+inf / padding where fewer than k points match).  A single query is
     answered on the event loop (see ``search.answer_quickly``), a batch in a worker thread."""
+    return await answer_query(get_state(request), name, body)
+
+
+async def answer_query(state: ServerState, name: str, body: QueryRequest) -> dict[str, Any]:
+    """The query route's answer (also given by ``fast_lane.QueryFastLane``, below the framework)."""
     k = check_k(body.k)
     if k > MAX_K:
         raise InvalidKError(f"k must be <= {MAX_K} through the server, got {k}")
@@ -129,7 +134,6 @@ async def query(name: str, body: QueryRequest, request: Request) -> dict[str, An
     if n_queries > MAX_QUERY_BATCH or n_queries * k > MAX_HITS:
         raise InvalidInputError(f"{n_queries} queries x k={k} is over the limit of {MAX_QUERY_BATCH} queries and "
                                 f"{MAX_HITS} hits per request: send smaller batches")
-    state = get_state(request)
     handle = await state.handle_async(name)
 
     def answer():

@@ -140,6 +140,11 @@ class BodyLimitMiddleware:
             await _send_json(send, 413, error_body("PayloadTooLarge", exc.detail))
 
 
+#: on every response: no content-type sniffing, no referrer, no framing
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY")]
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app):
         self.app = app
@@ -152,9 +157,7 @@ class SecurityHeadersMiddleware:
 
         async def with_headers(message):
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers") or [])
-                headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-                            (b"x-frame-options", b"DENY")]
+                headers = list(message.get("headers") or []) + SECURITY_HEADERS
                 if page:
                     headers.append((b"content-security-policy", PAGE_CSP.encode()))
                 message = {**message, "headers": headers}

@@ -133,6 +133,8 @@ class CollectionHandle:
         return name
 
     def mark_loaded(self, name: str) -> None:
+        if self.fallback_index == name and name in self.loaded:  # every query of the default index: no change
+            return
         self.loaded.add(name)
         if self.building is None and name == self.collection.default_index:
             self.fallback_index = name
