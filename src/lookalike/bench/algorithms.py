@@ -317,6 +317,46 @@ class AnnoyAlgorithm(PeerAlgorithm):
         return file.stat().st_size
 
 
+# ------------------------------------------------------------------------------------------------- numpy
+class NumpyAlgorithm(BenchAlgorithm):
+    """The exact search everyone writes first: one (q, n) score matrix by BLAS, ``argpartition``, then the k
+    winners sorted.  The baseline an exact index has to beat (cosine: inner product of normalised vectors)."""
+
+    library = "numpy"
+
+    def __init__(self, dim: int, metric: str, build_args: dict[str, Any], threads: int = 1, seed: int = 0):
+        super().__init__(dim, metric, build_args, threads, seed)
+        reject_unknown("numpy", "build", build_args, ())
+
+    @property
+    def name(self) -> str:
+        return "numpy matmul+argpartition"
+
+    def fit(self, train: np.ndarray) -> None:
+        self.x = _normalized(train) if self.metric == "cosine" else np.ascontiguousarray(train, dtype=np.float32)
+        self.sq_norms = np.einsum("ij,ij->i", self.x, self.x)
+        self.n_points = len(train)
+
+    def set_query_arguments(self, **query_args: Any) -> None:
+        reject_unknown("numpy", "query", query_args, ())
+
+    def batch_query(self, queries: np.ndarray, k: int) -> np.ndarray:
+        q = _normalized(queries) if self.metric == "cosine" else queries
+        scores = q @ self.x.T
+        distances = self.sq_norms[None, :] - 2.0 * scores if self.metric == "l2" else -scores
+        part = np.argpartition(distances, k - 1, axis=1)[:, :k]
+        order = np.argsort(np.take_along_axis(distances, part, axis=1), axis=1)
+        return np.take_along_axis(part, order, axis=1)
+
+    def save(self, directory: Path) -> int:
+        file = directory / "vectors.npy"
+        np.save(file, self.x)
+        return file.stat().st_size
+
+    def done(self) -> None:
+        self.x = self.sq_norms = None
+
+
 # ------------------------------------------------------------------------------------------------- factory
 def make_algorithm(definition: Definition, build_args: dict[str, Any], dim: int, metric: str, threads: int = 1,
                    seed: int = 0) -> BenchAlgorithm:
@@ -330,7 +370,10 @@ def make_algorithm(definition: Definition, build_args: dict[str, Any], dim: int,
         return HnswlibAlgorithm(dim, metric, build_args, threads, seed)
     if library == "annoy":
         return AnnoyAlgorithm(dim, metric, build_args, threads, seed)
-    raise InvalidParameterError(f"{definition.name}: unknown library {library!r} (lookalike, faiss, hnswlib, annoy)")
+    if library == "numpy":
+        return NumpyAlgorithm(dim, metric, build_args, threads, seed)
+    raise InvalidParameterError(f"{definition.name}: unknown library {library!r} "
+                                "(lookalike, faiss, hnswlib, annoy, numpy)")
 
 
 def availability(definition: Definition) -> str | None:
@@ -340,6 +383,8 @@ def availability(definition: Definition) -> str | None:
 
         ok = definition.index in available()
         return None if ok else f"lookalike index type {definition.index!r} is not available in this build"
+    if definition.library == "numpy":
+        return None
     if definition.library in ("faiss", "hnswlib", "annoy"):
         found = importlib.util.find_spec(definition.library) is not None
         return None if found else f"{definition.library} is not installed (pip install 'lookalike[bench]')"

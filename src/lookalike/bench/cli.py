@@ -65,6 +65,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     algos.add_argument("--sweep", choices=("quick", "full"), default="quick",
                        help="quick: the small parameter grids (default); full: the ann-benchmarks-sized ones")
     algos.add_argument("--list", action="store_true", help="list the algorithms, whether each can run, and exit")
+    algos.add_argument("--preset", default=None, metavar="NAME",
+                       help="a named comparison (core: exact search and IVF vs NumPy and faiss; hnsw: vs hnswlib and "
+                            "faiss; trees: RPForest vs annoy, and LSH): its data set, algorithms, grids and modes "
+                            "(src/lookalike/bench/presets/NAME.toml); -d, --queries, --metric, -a given here win")
 
     timing = parser.add_argument_group("measurement")
     timing.add_argument("-k", "--k", type=int, default=10, help="neighbours per query; recall@k (default 10)")
@@ -154,6 +158,8 @@ def run_bench(args: argparse.Namespace) -> int:
             return _list_algorithms(args)
         if args.show:
             return _show(args)
+        if args.preset:
+            return _preset(args)
         suites = {"modalities": _modalities, "descriptions": _descriptions, "writes": _writes, "ingest": _ingest,
                   "filters": _filters, "layers": _layers, "snapshot": _snapshot}
         for option, suite in suites.items():  # a suite's option runs it instead of the recall/QPS sweep
@@ -314,7 +320,26 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
+def _preset(args: argparse.Namespace) -> int:
+    """``--preset NAME``: each run of the preset, in each of its modes, through the harness (``_run``)."""
+    from .presets import load_preset
+
+    preset = load_preset(args.preset, args.sweep)
+    _say(f"preset {preset.name}: {preset.description}")
+    status = 0
+    for run in preset.runs:
+        for mode in run.modes:
+            given = {"dataset": None if args.dataset == DEFAULT_DATASET else args.dataset, "queries": args.queries,
+                     "metric": args.metric, "algorithms": args.algorithms}
+            chosen = {"dataset": run.dataset, "queries": run.queries, "metric": run.metric,
+                      "algorithms": run.algorithms}
+            settings = {key: given[key] if given[key] is not None else chosen[key] for key in given}
+            status = max(status, _run(argparse.Namespace(**{**vars(args), **settings, "mode": mode}),
+                                      preset.definitions))
+    return status
+
+
+def _run(args: argparse.Namespace, extra_definitions=()) -> int:
     from .datasets import load_dataset
     from .definitions import load_definitions, select
     from .groundtruth import default_cache_dir, ground_truth
@@ -325,7 +350,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.warmup < 0:
         raise _bad(f"--warmup must be >= 0, got {args.warmup}")
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    definitions = select(load_definitions(args.config_dir, args.sweep), args.algorithms)
+    definitions = select(load_definitions(args.config_dir, args.sweep, extra_definitions), args.algorithms)
     dataset = load_dataset(args.dataset, cache_dir, n_queries=args.queries, seed=args.seed, metric=args.metric)
     if args.k > len(dataset.train):
         raise _bad(f"--k {args.k} is larger than the {len(dataset.train)} points of {dataset.name}")

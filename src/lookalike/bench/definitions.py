@@ -56,9 +56,10 @@ def _grid(params: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(names, values)) for values in itertools.product(*(params[n] for n in names))]
 
 
-def load_definitions(config_dir: str | os.PathLike | None = None, sweep: str = "quick") -> list[Definition]:
-    """The built-in definitions, overridden (same name) or extended by the TOML files of ``config_dir``, plus
-    one default entry for each available lookalike index type that no file mentions."""
+def load_definitions(config_dir: str | os.PathLike | None = None, sweep: str = "quick",
+                     extra: list[Definition] = ()) -> list[Definition]:
+    """The built-in definitions, overridden (same name) or extended by the TOML files of ``config_dir``, then by
+    ``extra`` (a preset's), plus one default entry for each available lookalike index type that no file mentions."""
     if sweep not in SWEEPS:
         raise InvalidParameterError(f"sweep must be one of {SWEEPS}, got {sweep!r}")
     by_name: dict[str, Definition] = {}
@@ -69,6 +70,7 @@ def load_definitions(config_dir: str | os.PathLike | None = None, sweep: str = "
         for file in sorted(directory.glob("*.toml")):
             for definition in parse_config_file(file, sweep):
                 by_name[definition.name] = definition
+    by_name.update((definition.name, definition) for definition in extra)
     from ..index.registry import available
 
     types = available()
@@ -84,10 +86,18 @@ def load_definitions(config_dir: str | os.PathLike | None = None, sweep: str = "
 
 
 def parse_config_file(file: Path, sweep: str = "quick") -> list[Definition]:
+    return parse_tables(read_toml(file), file, sweep)
+
+
+def read_toml(file: Path) -> dict[str, Any]:
     try:
-        tables = tomllib.loads(file.read_text())
+        return tomllib.loads(file.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise InvalidParameterError(f"{file} is not valid TOML: {exc}") from None
+
+
+def parse_tables(tables: dict[str, Any], file: Path, sweep: str = "quick") -> list[Definition]:
+    """One definition per table of a TOML file (``file`` names it in errors)."""
     out = []
     for name, table in tables.items():
         if not isinstance(table, dict) or "library" not in table:

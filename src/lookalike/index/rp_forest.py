@@ -34,8 +34,8 @@ from ..kernels import trees
 from .base import GrowableArray, Index
 
 #: search_k=-1 gathers ``n_trees * k * SEARCH_K_FACTOR`` candidates.  Annoy's default is n_trees * k, but its
-#: leaves hold ~100 points; with ours 4x that gave recall@10 0.94 on bench/bench_lsh_rpf.py's 100k x 128
-#: mixture (spread 0.15; data with little neighbour structure, spread 0.3, needs far more).
+#: leaves hold ~100 points; with ours 4x that gave recall@10 0.94 on a 100k x 128 Gaussian mixture (spread 0.15;
+#: data with little neighbour structure, spread 0.3, needs far more; `lookalike bench --preset trees` measures it).
 SEARCH_K_FACTOR = 4
 #: trees grown per parallel call; bounds the scratch of the build to TREE_BATCH * n rows of int32
 TREE_BATCH = 8
