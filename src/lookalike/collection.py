@@ -136,7 +136,10 @@ class Collection:
 
     @property
     def default_index(self) -> str:
-        return self._store.get_meta("default_index", FLAT)
+        """The index a query without ``index=`` uses (the last one built, else "flat"), as committed: read at the
+        last catch-up, which the change token says is current (the server asks this on every default query)."""
+        self._ensure_synced()
+        return self._default_index
 
     def info(self) -> dict[str, Any]:
         return {

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from ..errors import InvalidInputError, InvalidKError, InvalidParameterError
 from .._validation import check_k
 from .errors import BuildInProgressError
-from .protocol import decode_array, encode_array
+from .protocol import decode_fields, encode_array
 from .schemas import (
     MAX_HITS,
     MAX_K,
@@ -44,7 +44,7 @@ def get_state(request: Request) -> ServerState:
 
 def vectors_of(value: Any, what: str = "vectors") -> Any:
     """The array a request carries: decoded when it came encoded, as given (lists) otherwise."""
-    return decode_array(value.model_dump(), what=what) if isinstance(value, EncodedArray) else value
+    return decode_fields(value.shape, value.data, what=what) if isinstance(value, EncodedArray) else value
 
 
 # ------------------------------------------------------------------------------------------------------ collections

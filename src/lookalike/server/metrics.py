@@ -59,10 +59,16 @@ class ServerMetrics:
         self.build_seconds = Histogram("lookalike_index_build_duration_seconds", "Time of each finished build",
                                        ["collection", "index"], buckets=BUILD_BUCKETS, registry=r)
         r.register(self.state_collector)
+        self._search_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def searched(self, collection: str, index: str, mode: str, seconds: float, count: int = 1) -> None:
-        self.searches.labels(collection, index, mode).inc(count)
-        self.search_seconds.labels(collection, index).observe(seconds)
+        key = (collection, index, mode)
+        children = self._search_children.get(key)
+        if children is None:  # labels() takes a lock and builds its key each time: once per label set here
+            children = self._search_children[key] = (self.searches.labels(*key),
+                                                      self.search_seconds.labels(collection, index))
+        children[0].inc(count)
+        children[1].observe(seconds)
 
     def wrote(self, collection: str, op: str, count: int) -> None:
         self.writes.labels(collection, op).inc(count)

@@ -82,6 +82,11 @@ def decode_array(payload: Any, *, ndim: int | None = None, what: str = "vectors"
     dtype, shape, data = payload.get("dtype", WIRE_DTYPE), payload.get("shape"), payload.get("data")
     if dtype != WIRE_DTYPE:
         raise InvalidInputError(f"{what}: dtype must be {WIRE_DTYPE!r} (little-endian), got {dtype!r}")
+    return decode_fields(shape, data, ndim=ndim, what=what)
+
+
+def decode_fields(shape: Any, data: Any, *, ndim: int | None = None, what: str = "vectors") -> np.ndarray:
+    """``decode_array`` of a payload whose dtype is known to be the wire's (a validated ``EncodedArray``)."""
     if not isinstance(shape, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                                                        for s in shape):
         raise InvalidInputError(f"{what}: shape must be a list of non-negative integers, got {shape!r}")
