@@ -136,6 +136,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                              "reaching recall@10 0.95, measured as the bare index, Collection.query, over HTTP with "
                              "one and four clients, beside hnswlib, faiss and (--chroma-python) Chroma; DATASETS: "
                              "comma-separated data set specs (default: fashion-mnist-784 and clustered 100k x 128)")
+    embed = parser.add_argument_group("embedders")
+    embed.add_argument("--embedders", default=None, metavar="LIST", nargs="?",
+                       const="minilm-fmnist+use-m,minilm-fmnist-described+use-m",
+                       help="instead of the above: each embedder (comma list; default the shopper's and the described "
+                            "text route) over the Fashion-MNIST catalog: catalog embedding rate, text/image alignment, "
+                            "shoppers' words and languages (>= 6 of 10 nearest of the class), single-call latency "
+                            "(--runs calls; --queries N: the first N images of each split)")
     filters = parser.add_argument_group("filtered search")
     filters.add_argument("--filters", default=None, metavar="N:D", nargs="?", const="100k:128",
                          help="instead of the above: N x D clustered vectors (default 100k:128) with metadata, HNSW "
@@ -161,7 +168,7 @@ def run_bench(args: argparse.Namespace) -> int:
         if args.preset:
             return _preset(args)
         suites = {"modalities": _modalities, "descriptions": _descriptions, "writes": _writes, "ingest": _ingest,
-                  "filters": _filters, "layers": _layers, "snapshot": _snapshot}
+                  "filters": _filters, "layers": _layers, "snapshot": _snapshot, "embedders": _embedders}
         for option, suite in suites.items():  # a suite's option runs it instead of the recall/QPS sweep
             if getattr(args, option):
                 return suite(args)
@@ -239,6 +246,14 @@ def _layers(args: argparse.Namespace) -> int:
     results = measure_layers(args.layers, queries=args.queries or 1000, rounds=args.runs,
                              chroma_python=args.chroma_python)
     return _print_and_save(args, "layers", results, f"{len(results)} data set(s) measured")
+
+
+def _embedders(args: argparse.Namespace) -> int:
+    """``--embedders [LIST]``: lookalike.bench.embedders, printed and written as JSON into --out."""
+    from .embedders import measure_embedders, report
+
+    figures = measure_embedders(args.embedders, limit=args.queries, repeats=max(args.runs, 10))
+    return _print_and_save(args, "embedders", figures, report(figures))
 
 
 def _filters(args: argparse.Namespace) -> int:
