@@ -136,6 +136,19 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                              "reaching recall@10 0.95, measured as the bare index, Collection.query, over HTTP with "
                              "one and four clients, beside hnswlib, faiss and (--chroma-python) Chroma; DATASETS: "
                              "comma-separated data set specs (default: fashion-mnist-784 and clustered 100k x 128)")
+    load = parser.add_argument_group("the server under load")
+    load.add_argument("--load", default=None, metavar="DB[:COLLECTION]",
+                      help="instead of the above: `lookalike serve` of DB on loopback, /search driven with text, "
+                           "vector and photo queries at rising concurrency: QPS, p50/p95/p99, errors, server memory "
+                           "(default collection fashion-mnist)")
+    load.add_argument("--load-url", default=None, metavar="URL",
+                      help="with --load: a running server on a loopback address instead of starting one")
+    load.add_argument("--load-levels", default="1,4,16,32", metavar="LIST", help="concurrency levels (default 1,4,16,32)")
+    load.add_argument("--load-requests", type=int, default=2500, metavar="N", help="requests per level at most")
+    load.add_argument("--load-seconds", type=float, default=45.0, metavar="S", help="seconds per level at most")
+    load.add_argument("--load-modes", default="text,vector,photo", metavar="LIST",
+                      help="query kinds, in turn (default text,vector,photo)")
+    load.add_argument("--load-mixed", action="store_true", help="also run each level while indexes are rebuilt")
     embed = parser.add_argument_group("embedders")
     embed.add_argument("--embedders", default=None, metavar="LIST", nargs="?",
                        const="minilm-fmnist+use-m,minilm-fmnist-described+use-m",
@@ -168,7 +181,8 @@ def run_bench(args: argparse.Namespace) -> int:
         if args.preset:
             return _preset(args)
         suites = {"modalities": _modalities, "descriptions": _descriptions, "writes": _writes, "ingest": _ingest,
-                  "filters": _filters, "layers": _layers, "snapshot": _snapshot, "embedders": _embedders}
+                  "filters": _filters, "layers": _layers, "snapshot": _snapshot, "embedders": _embedders,
+                  "load": _load}
         for option, suite in suites.items():  # a suite's option runs it instead of the recall/QPS sweep
             if getattr(args, option):
                 return suite(args)
@@ -246,6 +260,20 @@ def _layers(args: argparse.Namespace) -> int:
     results = measure_layers(args.layers, queries=args.queries or 1000, rounds=args.runs,
                              chroma_python=args.chroma_python)
     return _print_and_save(args, "layers", results, f"{len(results)} data set(s) measured")
+
+
+def _load(args: argparse.Namespace) -> int:
+    """``--load DB[:COLLECTION]``: lookalike.bench.load, printed and written as JSON into --out; status 1 when a
+    valid request failed."""
+    from .load import measure_load, report
+
+    db, _, name = args.load.partition(":")
+    summary = measure_load(None if args.load_url else db, name or "fashion-mnist", url=args.load_url,
+                           levels=tuple(int(n) for n in args.load_levels.split(",")), requests=args.load_requests,
+                           time_limit=args.load_seconds, modes=tuple(args.load_modes.split(",")),
+                           mixed=args.load_mixed, k=args.k)
+    status = _print_and_save(args, "load", summary, report(summary))
+    return status if summary["total_errors"] == 0 else 1
 
 
 def _embedders(args: argparse.Namespace) -> int:

@@ -120,9 +120,9 @@ def measure_embedders(names: str = DEFAULT_EMBEDDERS, *, limit: int | None = Non
     """Every figure of the module docstring, per embedder."""
     import torch
 
-    from .measures import latency_percentiles
     from ..embed import get_embedder
     from ..embed.evaluate import measure_alignment
+    from .measures import latency_percentiles
 
     splits = catalog_splits(limit)
     (train_pixels, train_labels), (test_pixels, test_labels) = splits
