@@ -149,6 +149,21 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     load.add_argument("--load-modes", default="text,vector,photo", metavar="LIST",
                       help="query kinds, in turn (default text,vector,photo)")
     load.add_argument("--load-mixed", action="store_true", help="also run each level while indexes are rebuilt")
+    scaling = parser.add_argument_group("a million vectors on one machine")
+    scaling.add_argument("--scaling", default=None, metavar="N:D", nargs="?", const="1m:128",
+                         help="instead of the above: N x D clustered cosine vectors (default 1m:128) end to end: "
+                              "durable ingest, IVF / IVF-PQ / HNSW builds and batch QPS at recall 0.95 beside faiss "
+                              "and hnswlib, a fresh process's memory, disk; a capacity plan (docs/scaling.md)")
+    scaling.add_argument("--scaling-nlist", type=int, default=1024, metavar="N", help="IVF and IVF-PQ lists")
+    scaling.add_argument("--scaling-m", type=int, default=32, metavar="M", help="IVF-PQ sub-quantizers")
+    scaling.add_argument("--scaling-batch", type=int, default=50_000, metavar="N", help="points per durable add")
+    scaling.add_argument("--scaling-skip-hnsw", action="store_true", help="without the HNSW builds")
+    shards = parser.add_argument_group("sharded on Ray")
+    shards.add_argument("--shards", default=None, metavar="N:D", nargs="?", const="100k:128",
+                        help="instead of the above: N x D clustered cosine vectors (default 100k:128) on a local Ray: "
+                             "ingest, flat and IVF query rates of one Database and of each shard count")
+    shards.add_argument("--shards-counts", default="1,2,4", metavar="LIST", help="shard counts (default 1,2,4)")
+    shards.add_argument("--shards-cpus", type=int, default=2, metavar="N", help="CPUs of the local Ray (default 2)")
     embed = parser.add_argument_group("embedders")
     embed.add_argument("--embedders", default=None, metavar="LIST", nargs="?",
                        const="minilm-fmnist+use-m,minilm-fmnist-described+use-m",
@@ -182,7 +197,7 @@ def run_bench(args: argparse.Namespace) -> int:
             return _preset(args)
         suites = {"modalities": _modalities, "descriptions": _descriptions, "writes": _writes, "ingest": _ingest,
                   "filters": _filters, "layers": _layers, "snapshot": _snapshot, "embedders": _embedders,
-                  "load": _load}
+                  "load": _load, "shards": _shards, "scaling": _scaling}
         for option, suite in suites.items():  # a suite's option runs it instead of the recall/QPS sweep
             if getattr(args, option):
                 return suite(args)
@@ -274,6 +289,32 @@ def _load(args: argparse.Namespace) -> int:
                            mixed=args.load_mixed, k=args.k)
     status = _print_and_save(args, "load", summary, report(summary))
     return status if summary["total_errors"] == 0 else 1
+
+
+def _scaling(args: argparse.Namespace) -> int:
+    """``--scaling [N:D]``: lookalike.bench.scaling, printed and written as JSON into --out."""
+    from .datasets import _parse_count
+    from .scaling import measure_scaling, report
+
+    size, _, dim = args.scaling.partition(":")
+    figures = measure_scaling(_parse_count(size, args.scaling), _parse_count(dim or "128", args.scaling),
+                              queries=args.queries or 1000, batch=args.scaling_batch, nlist=args.scaling_nlist,
+                              m=args.scaling_m, threads=args.threads, skip_hnsw=args.scaling_skip_hnsw,
+                              progress=_say)
+    return _print_and_save(args, "scaling", figures, report(figures))
+
+
+def _shards(args: argparse.Namespace) -> int:
+    """``--shards [N:D]``: lookalike.bench.shards, printed and written as JSON into --out."""
+    from .datasets import _parse_count
+    from .shards import measure_shards, report
+
+    size, _, dim = args.shards.partition(":")
+    figures = measure_shards(_parse_count(size, args.shards), _parse_count(dim or "128", args.shards),
+                             queries=args.queries or 1000, k=args.k, seed=args.seed,
+                             shard_counts=tuple(int(c) for c in args.shards_counts.split(",")),
+                             num_cpus=args.shards_cpus, progress=_say)
+    return _print_and_save(args, "shards", figures, report(figures))
 
 
 def _embedders(args: argparse.Namespace) -> int:
