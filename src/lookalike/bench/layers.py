@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .measures import best_of
 from .serving import free_port, start_lookalike
 
 TARGET_RECALL = 0.95
@@ -59,22 +60,13 @@ def smallest_reaching(grid, run, truth) -> tuple[int, float]:
 
 
 def qps_single(search, queries: np.ndarray, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for q in queries:
-            search(q)
-        best = min(best, time.perf_counter() - start)
-    return len(queries) / best
+    """Queries per second, one query per call (the best of ``rounds`` passes)."""
+    return len(queries) / best_of(lambda: [search(q) for q in queries], rounds)[1]
 
 
 def qps_batch(search, queries: np.ndarray, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        search(queries)
-        best = min(best, time.perf_counter() - start)
-    return len(queries) / best
+    """Queries per second, all queries in one call (the best of ``rounds`` calls)."""
+    return len(queries) / best_of(lambda: search(queries), rounds)[1]
 
 
 # --- data -----------------------------------------------------------------------------------------------------------

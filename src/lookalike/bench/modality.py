@@ -69,23 +69,11 @@ def report(curves: dict) -> str:
 
 
 def plot(curves: dict, base: str, title: str) -> None:
-    import matplotlib
+    """The recall-QPS plot of every (index, query set), photo queries solid, text queries dashed."""
+    from .plots import Curve, draw_recall_qps
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for (index, set_name), points in curves.items():
-        style = "-" if set_name == "photo" else "--"
-        ax.plot([p["recall"] for p in points], [p["qps"] for p in points], style, marker="o", markersize=3,
-                label=f"{index}, {set_name}")
-    ax.set_xlabel("recall@10 (vs exact search)")
-    ax.set_ylabel("queries per second (single query, Collection.query)")
-    ax.set_yscale("log")
-    ax.set_title(f"{title}: photo vs text queries")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(f"{base}.{ext}", dpi=110)
-    print(f"\nwrote {base}.png and {base}.svg")
+    lines = [Curve(f"{index}, {set_name}", [p["recall"] for p in points], [p["qps"] for p in points],
+                   solid=set_name == "photo") for (index, set_name), points in curves.items()]
+    written = draw_recall_qps(lines, base, f"{title}: photo vs text queries", "recall@10 (vs exact search)",
+                              "queries per second (single query, Collection.query), log scale")
+    print("\nwrote " + " and ".join(str(path) for path in written))

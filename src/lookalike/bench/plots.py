@@ -5,6 +5,7 @@ Drawn with matplotlib's Agg backend (no display needed), written as PNG and SVG.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .results import BenchResult
@@ -12,9 +13,38 @@ from .results import BenchResult
 _MARKERS = "os^Dv<>phX*P"
 
 
+@dataclass
+class Curve:
+    """One line of a recall-QPS plot: its points (recall, QPS) in order, and the faint points beside it."""
+
+    label: str
+    recall: list[float]
+    qps: list[float]
+    solid: bool = True  # lookalike's lines are solid, the peers' dashed
+    faint_recall: list[float] = field(default_factory=list)
+    faint_qps: list[float] = field(default_factory=list)
+
+
 def plot_recall_qps(result: BenchResult, out_base: str | os.PathLike, formats: tuple[str, ...] = ("png", "svg"),
                     ) -> list[Path]:
-    """Write ``<out_base>.png`` and ``<out_base>.svg``; returns the paths written."""
+    """Write ``<out_base>.png`` and ``<out_base>.svg`` of a harness result; returns the paths written."""
+    curves = []
+    for algorithm in result.algorithms():
+        runs = [r for r in result.runs if r.algorithm == algorithm]
+        front = result.frontier(algorithm)
+        curves.append(Curve(algorithm, [r.recall for r in front], [r.qps for r in front],
+                            runs[0].library == "lookalike", [r.recall for r in runs], [r.qps for r in runs]))
+    ds, st = result.dataset, result.settings
+    title = (f"{ds.get('name')} ({ds.get('n_train')} x {ds.get('dim')}, {ds.get('distance')}), "
+             f"{st.get('mode')} queries, {st.get('threads')} thread(s)")
+    return draw_recall_qps(curves, out_base, title, f"Recall@{st.get('k')}", formats=formats)
+
+
+def draw_recall_qps(curves: list[Curve], out_base: str | os.PathLike, title: str, xlabel: str,
+                    ylabel: str = "Queries per second (1/s), log scale",
+                    formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """The one plot style of ``lookalike bench``: recall on x, QPS on a log y axis, a colour and a marker per
+    curve; every suite that plots recall against speed draws through here."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -22,27 +52,20 @@ def plot_recall_qps(result: BenchResult, out_base: str | os.PathLike, formats: t
 
     fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
     colors = plt.get_cmap("tab10")
-    for i, algorithm in enumerate(result.algorithms()):
+    for i, curve in enumerate(curves):
         color, marker = colors(i % 10), _MARKERS[i % len(_MARKERS)]
-        runs = [r for r in result.runs if r.algorithm == algorithm]
-        front = result.frontier(algorithm)
-        ax.scatter([r.recall for r in runs], [r.qps for r in runs], color=color, alpha=0.25, s=14, marker=marker)
-        lookalike = runs[0].library == "lookalike"
-        ax.plot([r.recall for r in front], [r.qps for r in front], color=color, marker=marker, markersize=5,
-                linewidth=2.2 if lookalike else 1.4, linestyle="-" if lookalike else "--", label=algorithm)
+        if curve.faint_recall:
+            ax.scatter(curve.faint_recall, curve.faint_qps, color=color, alpha=0.25, s=14, marker=marker)
+        ax.plot(curve.recall, curve.qps, color=color, marker=marker, markersize=5,
+                linewidth=2.2 if curve.solid else 1.4, linestyle="-" if curve.solid else "--", label=curve.label)
     ax.set_yscale("log")
-    ax.set_xlabel(f"Recall@{result.settings.get('k')}")
-    ax.set_ylabel("Queries per second (1/s), log scale")
-    recalls = [r.recall for r in result.runs]
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    recalls = [r for curve in curves for r in curve.recall + curve.faint_recall]
     ax.set_xlim(max(0.0, min(recalls, default=0.0) - 0.05), 1.02)
-    ds, st = result.dataset, result.settings
-    ax.set_title(
-        f"{ds.get('name')} ({ds.get('n_train')} x {ds.get('dim')}, {ds.get('distance')}), "
-        f"{st.get('mode')} queries, {st.get('threads')} thread(s)",
-        fontsize=10,
-    )
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    if result.runs:
+    if curves:
         ax.legend(loc="lower left", fontsize=8, framealpha=0.85)
     fig.tight_layout()
     out_base = Path(out_base)

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .measures import best_of
+
 TARGET = 0.95
 K = 10
 NPROBE_GRID = [1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128]
@@ -43,12 +45,7 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 def timed(fn, rounds: int = 2):
     """(result, best seconds) of ``rounds`` calls."""
-    best, result = float("inf"), None
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return result, best
+    return best_of(fn, rounds)
 
 
 def at_target(grid: list[dict], run, truth: np.ndarray, n_queries: int, to_rows=lambda ids: ids) -> dict:
