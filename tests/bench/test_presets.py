@@ -44,6 +44,9 @@ def test_a_preset_runs_each_of_its_runs_and_modes_on_a_smaller_set(tmp_path, nam
                  if run["algorithm"] in ("lookalike-flat", "numpy", "faiss-flat")]
         assert {run["algorithm"] for run in exact} >= {"lookalike-flat", "numpy"}
         assert all(run["recall"] == 1.0 for run in exact)
+        product = [run for file in files for run in json.loads(file.read_text())["runs"]
+                   if run["algorithm"] == "blas-product"]
+        assert len(product) == 2 and all(run["recall"] == 0.0 and run["qps"] > 0 for run in product)
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])

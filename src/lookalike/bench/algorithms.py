@@ -320,17 +320,24 @@ class AnnoyAlgorithm(PeerAlgorithm):
 # ------------------------------------------------------------------------------------------------- numpy
 class NumpyAlgorithm(BenchAlgorithm):
     """The exact search everyone writes first: one (q, n) score matrix by BLAS, ``argpartition``, then the k
-    winners sorted.  The baseline an exact index has to beat (cosine: inner product of normalised vectors)."""
+    winners sorted.  The baseline an exact index has to beat (cosine: inner product of normalised vectors).
+    ``kind="product"`` is the BLAS product ``Q @ X.T`` alone, answering nothing (recall 0): the speed limit of
+    any exact search by products, which an exact index's QPS is read against."""
 
     library = "numpy"
+    KINDS = ("argpartition", "product")
 
-    def __init__(self, dim: int, metric: str, build_args: dict[str, Any], threads: int = 1, seed: int = 0):
+    def __init__(self, dim: int, metric: str, build_args: dict[str, Any], threads: int = 1, seed: int = 0,
+                 kind: str = "argpartition"):
         super().__init__(dim, metric, build_args, threads, seed)
         reject_unknown("numpy", "build", build_args, ())
+        if kind not in self.KINDS:
+            raise InvalidParameterError(f"numpy index kind must be one of {self.KINDS}, got {kind!r}")
+        self.kind = kind
 
     @property
     def name(self) -> str:
-        return "numpy matmul+argpartition"
+        return "numpy matmul+argpartition" if self.kind == "argpartition" else "BLAS product alone"
 
     def fit(self, train: np.ndarray) -> None:
         self.x = _normalized(train) if self.metric == "cosine" else np.ascontiguousarray(train, dtype=np.float32)
@@ -343,6 +350,8 @@ class NumpyAlgorithm(BenchAlgorithm):
     def batch_query(self, queries: np.ndarray, k: int) -> np.ndarray:
         q = _normalized(queries) if self.metric == "cosine" else queries
         scores = q @ self.x.T
+        if self.kind == "product":
+            return np.full((len(q), k), -1, dtype=np.int64)
         distances = self.sq_norms[None, :] - 2.0 * scores if self.metric == "l2" else -scores
         part = np.argpartition(distances, k - 1, axis=1)[:, :k]
         order = np.argsort(np.take_along_axis(distances, part, axis=1), axis=1)
@@ -371,7 +380,7 @@ def make_algorithm(definition: Definition, build_args: dict[str, Any], dim: int,
     if library == "annoy":
         return AnnoyAlgorithm(dim, metric, build_args, threads, seed)
     if library == "numpy":
-        return NumpyAlgorithm(dim, metric, build_args, threads, seed)
+        return NumpyAlgorithm(dim, metric, build_args, threads, seed, definition.index or "argpartition")
     raise InvalidParameterError(f"{definition.name}: unknown library {library!r} "
                                 "(lookalike, faiss, hnswlib, annoy, numpy)")
 
