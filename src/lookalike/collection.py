@@ -364,9 +364,10 @@ class Collection:
                          query_params) -> SearchResult:
         """collection -> index + tail -> labels -> ids -> metadata, on a caught-up collection (lock held shared)."""
         flat = self._points.flat
-        allowed = self._filters.allowed(where, flat, self._store)  # rows, from memory
+        allowed = None if where is None else self._filters.allowed(where, flat, self._store)  # rows, from memory
         searcher = flat if name == FLAT else self._loaded_index(name)
-        tuned = (modality is not None and self._tuned.get(f"{name}@{modality}")) or self._tuned.get(name)
+        tuned = self._tuned.get(f"{name}@{modality}") if modality is not None else None
+        tuned = tuned or self._tuned.get(name)
         if tuned:
             query_params = {**tuned, **query_params}
         t0 = time.perf_counter()
