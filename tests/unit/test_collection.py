@@ -32,13 +32,6 @@ DIM = 12
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = lookalike.Database(tmp_path / "db")
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def col(db):
     c = db.create_collection("products", dim=DIM, metric="cosine")
     data = clustered(200, DIM, 5, seed=0)

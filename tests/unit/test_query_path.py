@@ -21,13 +21,6 @@ DIM = 16
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = lookalike.Database(tmp_path / "db")
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def col(db):
     c = db.create_collection("items", dim=DIM, metric="cosine")
     c.add([f"p{i}" for i in range(300)], clustered(300, DIM, 6, seed=0),

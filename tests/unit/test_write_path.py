@@ -17,13 +17,6 @@ from tests.conftest import clustered
 DIM = 16
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = lookalike.Database(tmp_path / "db")
-    yield database
-    database.close()
-
-
 def make(db, kind, n=2000, **params):
     col = db.create_collection(kind, dim=DIM, metric="cosine")
     col.add([f"p{i}" for i in range(n)], clustered(n, DIM, 10, seed=1), [{"half": i % 2} for i in range(n)])
