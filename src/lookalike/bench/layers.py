@@ -13,7 +13,8 @@ smallest value whose recall@10 reaches 0.95.  Then single-query and batch QPS (b
   index       HNSWIndex.search / IVFIndex.search (one query per call; a batch of all queries)
   collection  Collection.query, ids + metadata returned (made when first read: "+meta" reads them all)
   http-1      lookalike.Client -> lookalike serve on loopback (one client, keep-alive)
-  http-4      four client processes at once (and "http-4 2w": against lookalike serve --workers 2)
+  http-4      four client processes at once, each sending every query, started together (and "http-4 2w":
+              against lookalike serve --workers 2)
   peers       hnswlib, faiss IndexHNSWFlat, faiss IndexIVFFlat (bare); Chroma PersistentClient (collection layer)
               and Chroma's server through its HttpClient (http-1 / http-4), when --chroma-python is given
 
@@ -146,26 +147,42 @@ def prepared_queries(dataset) -> np.ndarray:
 
 CLIENT_SCRIPT = """
 import sys, time, json, numpy as np, lookalike
-url, index, param, value, path, start, stop = sys.argv[1:8]
-queries = np.load(path)[int(start):int(stop)]
+url, index, param, value, path = sys.argv[1:6]
+queries = np.load(path)
 col = lookalike.Client(url).get_collection("bench")
 for q in queries[:20]:
     col.query(q, k=10, index=index, **{param: int(value)})
-t = time.perf_counter()
+print("ready", flush=True)
+sys.stdin.readline()  # every client starts at once
+start = time.time()
 for q in queries:
     col.query(q, k=10, index=index, **{param: int(value)})
-print(json.dumps({"n": len(queries), "seconds": time.perf_counter() - t}))
+print(json.dumps({"n": len(queries), "start": start, "end": time.time()}))
 """
 
 
-def http_qps(url: str, index: str, param: str, value: int, queries_file: Path, n: int, clients: int) -> float:
-    """Queries per second over ``clients`` processes, each sending its share one at a time."""
-    share = n // clients
-    procs = [subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, url, index, param, str(value), str(queries_file),
-                               str(i * share), str((i + 1) * share)], stdout=subprocess.PIPE, text=True)
-             for i in range(clients)]
-    outputs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-    return sum(o["n"] for o in outputs) / max(o["seconds"] for o in outputs)  # they ran at the same time
+def http_qps(url: str, index: str, param: str, value: int, queries_file: Path, clients: int) -> float:
+    """Queries per second over ``clients`` processes, each sending every query one at a time, all started at
+    once (each waits, warmed up, for the same go): the total over the time from the first start to the last
+    end.  (Timing each client's own window and adding them up would count clients that did not overlap, their
+    start-ups being seconds apart, as if they had.)"""
+    procs = [subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, url, index, param, str(value), str(queries_file)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(clients)]
+    return run_together(procs)
+
+
+def run_together(procs: list[subprocess.Popen]) -> float:
+    """Start client processes that each print "ready", wait for a line, then print {"n", "start", "end"}: the
+    queries per second of all of them together."""
+    for proc in procs:
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("a benchmark client failed before it was ready")
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    outputs = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
+    seconds = max(o["end"] for o in outputs) - min(o["start"] for o in outputs)
+    return sum(o["n"] for o in outputs) / seconds
 
 
 # --- one data set ---------------------------------------------------------------------------------------------------
@@ -259,8 +276,7 @@ def run_dataset(name: str, args) -> dict:
                     for system, param, value in (("lookalike hnsw", "ef", ef), ("lookalike ivf", "nprobe", nprobe)):
                         index = system.split()[1]
                         for clients, layer in layers:
-                            _best(rows[system], layer,
-                                  http_qps(url, index, param, value, queries_file, len(queries), clients))
+                            _best(rows[system], layer, http_qps(url, index, param, value, queries_file, clients))
             finally:
                 server.terminate()
                 server.wait()
