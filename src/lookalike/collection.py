@@ -60,7 +60,7 @@ from .metrics import get_metric, normalize_rows, row_norms, similarity
 from .storage.sqlite import CollectionStore
 from .store import FLAT, PointStore, Written
 from .tail import CONCURRENT_STEP_FACTOR, BackgroundIndexer, StepSize, search_with_tail, tail_limit, unindexed
-from .types import CollectionResult, SearchResult
+from .types import PAD_ID, CollectionResult, SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +136,13 @@ class Collection:
 
     @property
     def default_index(self) -> str:
-        """The index a query without ``index=`` uses (the last one built, else "flat"), as committed: read at the
-        last catch-up, which the change token says is current (the server asks this on every default query)."""
-        self._ensure_synced()
-        return self._default_index
+        """The index a query without ``index=`` uses (the last one built, else "flat"), as committed: the one read
+        at the last catch-up when the change token says nothing was written since (the server asks this per
+        request), else read from SQLite (never a catch-up here: the server asks on its event loop, which must not
+        wait for the exclusive lock)."""
+        if self._store.change_stamp() == self._synced_stamp:
+            return self._default_index
+        return self._store.get_meta("default_index", FLAT)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -336,7 +339,9 @@ class Collection:
             modality = params.pop("modality", None)
             with_recall = params.pop("with_recall", False)
             include_metadata = params.pop("include_metadata", True)
-            return self._query_in_memory(q, k, where, name, with_recall, include_metadata, modality, params)
+            result = self._query_in_memory(q, k, where, name, with_recall, include_metadata, modality, params)
+            result.metadatas  # noqa: B018 (made now, under the lock held: read later, it might wait for a writer)
+            return result
         finally:
             self._lock.release_shared()
 
@@ -399,13 +404,19 @@ class Collection:
                                 true_knn=true_knn, recall=recall, stats=stats)
 
     def _metadata_of_hits(self, labels: np.ndarray) -> list[list[dict[str, Any] | None]]:
-        """The metadata of a result's hits, when the caller first reads them (``CollectionResult``)."""
-        with self._lock.shared():  # a catch-up's transaction must not share the SQLite connection with this read
+        """The metadata of a result's hits, when the caller first reads them (``CollectionResult``): from the
+        decoded cache without a lock when every hit is there (the common case: no wait behind a writer), else
+        read from SQLite under the readers' lock (a catch-up's transaction must not share the connection)."""
+        rows = labels.tolist()
+        cached = self._metadata.cached_rows(rows)
+        if cached is not None:
+            return cached
+        with self._lock.shared():
             if self._store.conn is not None:
-                return self._metadata.rows_of(labels.tolist(), self._store)
+                return self._metadata.rows_of(rows, self._store)
         store = CollectionStore(self._store.file)  # the collection was closed since the query: read its file
         try:
-            return self._metadata.rows_of(labels.tolist(), store)
+            return self._metadata.rows_of(rows, store)
         finally:
             store.close()
 
@@ -789,13 +800,21 @@ class _MetadataCache:
     (shallow) copy: a caller editing a result's metadata does not edit the cache."""
 
     def __init__(self) -> None:
-        self.by_label: dict[int, dict[str, Any] | None] = {}
+        self.by_label: dict[int, dict[str, Any] | None] = {PAD_ID: None}  # padding has no metadata
 
     def rows_of(self, labels: list[list[int]], store: CollectionStore) -> list[list[dict[str, Any] | None]]:
-        get = self.by_label.get  # the padding label -1 is never a key: None
-        items = [[get(label, _UNREAD) for label in row] for row in labels]  # one look-up per hit when all are known
-        if any(item is _UNREAD for row in items for item in row):
+        rows = self.cached_rows(labels)
+        if rows is None:
             items = self._read(labels, store)
+            rows = [[None if item is None else item.copy() for item in row] for row in items]
+        return rows
+
+    def cached_rows(self, labels: list[list[int]]) -> list[list[dict[str, Any] | None]] | None:
+        """Each hit's copy, when every label's metadata is decoded already; else None (nothing is read)."""
+        get = self.by_label.get
+        items = [[get(label, _UNREAD) for label in row] for row in labels]  # one look-up per hit
+        if any(item is _UNREAD for row in items for item in row):
+            return None
         return [[None if item is None else item.copy() for item in row] for row in items]
 
     def _read(self, labels: list[list[int]], store: CollectionStore) -> list[list[dict[str, Any] | None]]:

@@ -139,3 +139,43 @@ def test_a_hit_deleted_before_its_metadata_is_read_keeps_what_was_decoded_or_rea
 def test_include_metadata_false_gives_none_per_hit(col):
     result = col.query(clustered(2, DIM, 6, seed=1), k=4, include_metadata=False)
     assert result.metadatas == [[None] * 4, [None] * 4]
+
+
+def test_metadata_already_decoded_is_read_without_waiting_for_a_writer(col):
+    import threading
+
+    q = clustered(1, DIM, 6, seed=3)
+    col.query(q, k=5).metadatas  # noqa: B018  (these hits' metadata decoded)
+    later = col.query(q, k=5)
+    holding, release = threading.Event(), threading.Event()
+
+    def writer():
+        with col._lock.exclusive():  # as a catch-up or an indexing step would
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    holding.wait(10)
+    read = threading.Thread(target=lambda: later.metadatas)
+    read.start()
+    read.join(5)
+    waited = read.is_alive()
+    release.set()
+    thread.join(10)
+    read.join(10)
+    assert not waited and later.metadatas[0][0] is not None
+
+
+def test_query_now_answers_with_its_metadata_made_under_its_lock(col):
+    result = col.query_now(clustered(1, DIM, 6, seed=4), k=3)
+    assert type(result.__dict__["_metadatas"]) is list  # made already: the server reads it on its event loop
+
+
+def test_the_default_index_is_the_committed_one_without_a_catch_up(col, db):
+    assert col.default_index == "flat"
+    with lookalike.Database(db.path) as other:  # another connection commits: this collection has not caught up
+        other.get_collection("items").create_index("ivf", nlist=8)
+    assert col.default_index == "ivf" and col._default_index == "flat"
+    col.query(clustered(1, DIM, 6, seed=5), k=3)  # the catch-up
+    assert col.default_index == col._default_index == "ivf"

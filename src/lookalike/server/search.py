@@ -115,6 +115,7 @@ def query_collection(handle: CollectionHandle, vectors: Any, k: int, *, index: s
             else:
                 result = col.query(vectors, k, where=where, index=name, with_recall=with_recall,
                                    include_metadata=include_metadata, **params)
+                result.metadatas  # noqa: B018 (made here, in the worker thread: never on the event loop)
         except LookalikeError:
             raise
         except (TypeError, ValueError) as exc:  # a parameter value the index's kernel cannot take
