@@ -140,7 +140,7 @@ class Collection:
         at the last catch-up when the change token says nothing was written since (the server asks this per
         request), else read from SQLite (never a catch-up here: the server asks on its event loop, which must not
         wait for the exclusive lock)."""
-        if self._store.change_stamp() == self._synced_stamp:
+        if self._caught_up():
             return self._default_index
         return self._store.get_meta("default_index", FLAT)
 
@@ -308,8 +308,7 @@ class Collection:
         caught up are searched exactly and merged in: every acknowledged write is found.
         """
         q, k = self._checked_query(vectors, k, modality)
-        if self._store.change_stamp() != self._synced_stamp:  # anything written since the last catch-up?
-            self._sync()
+        self._ensure_synced()
         name = self._default_index if index is None else index
         if name != FLAT and name not in self._indexes:
             with self._lock.exclusive():
@@ -327,7 +326,7 @@ class Collection:
         indexing step holding (or waiting for) the collection.  The server answers such a query on its event loop,
         where waiting would stall every other request; otherwise it calls ``query`` in a worker thread."""
         q, k = self._checked_query(vectors, k, query_params.get("modality"))
-        if self._store.change_stamp() != self._synced_stamp:
+        if not self._caught_up():
             return None
         name = self._default_index if index is None else index
         if not self._lock.acquire_shared(blocking=False):
@@ -413,10 +412,10 @@ class Collection:
             return cached
         with self._lock.shared():
             if self._store.conn is not None:
-                return self._metadata.rows_of(rows, self._store)
+                return self._metadata.read_rows(rows, self._store)
         store = CollectionStore(self._store.file)  # the collection was closed since the query: read its file
         try:
-            return self._metadata.rows_of(rows, store)
+            return self._metadata.read_rows(rows, store)
         finally:
             store.close()
 
@@ -661,8 +660,12 @@ class Collection:
             self._writer_store = None
 
     # ================================================================== catching up
+    def _caught_up(self) -> bool:
+        """Whether nothing was written, by any process, since the last catch-up (one load: the change token)."""
+        return self._store.change_stamp() == self._synced_stamp
+
     def _ensure_synced(self) -> None:
-        if self._store.change_stamp() != self._synced_stamp:
+        if not self._caught_up():
             self._sync()
 
     def _sync(self) -> None:
@@ -802,29 +805,28 @@ class _MetadataCache:
     def __init__(self) -> None:
         self.by_label: dict[int, dict[str, Any] | None] = {PAD_ID: None}  # padding has no metadata
 
-    def rows_of(self, labels: list[list[int]], store: CollectionStore) -> list[list[dict[str, Any] | None]]:
-        rows = self.cached_rows(labels)
-        if rows is None:
-            items = self._read(labels, store)
-            rows = [[None if item is None else item.copy() for item in row] for row in items]
-        return rows
-
     def cached_rows(self, labels: list[list[int]]) -> list[list[dict[str, Any] | None]] | None:
         """Each hit's copy, when every label's metadata is decoded already; else None (nothing is read)."""
         get = self.by_label.get
         items = [[get(label, _UNREAD) for label in row] for row in labels]  # one look-up per hit
         if any(item is _UNREAD for row in items for item in row):
             return None
-        return [[None if item is None else item.copy() for item in row] for row in items]
+        return _copies(items)
 
-    def _read(self, labels: list[list[int]], store: CollectionStore) -> list[list[dict[str, Any] | None]]:
+    def read_rows(self, labels: list[list[int]], store: CollectionStore) -> list[list[dict[str, Any] | None]]:
+        """Each hit's copy, the metadata not decoded yet read from ``store`` first."""
         known = self.by_label
         missing = [label for row in labels for label in row if label not in known and label >= 0]
-        texts = store.metadata_of(missing)
+        texts = store.metadata_of(missing) if missing else {}  # another reader may have decoded them meanwhile
         for label in missing:
             known[label] = _load_json(texts.get(label))
         get = known.get
-        return [[get(label) for label in row] for row in labels]
+        return _copies([[get(label) for label in row] for row in labels])
+
+
+def _copies(items: list[list[dict[str, Any] | None]]) -> list[list[dict[str, Any] | None]]:
+    """A shallow copy of each hit's metadata: a caller editing it edits nothing the cache keeps."""
+    return [[None if item is None else item.copy() for item in row] for row in items]
 
 
 def _no_metadata(shape: tuple[int, int]) -> list[list[None]]:
