@@ -37,10 +37,10 @@ class QueryFastLane:
         self.state = app.state.lookalike
 
     async def __call__(self, scope, receive, send):
-        name = self._query_of(scope)
+        name, length = self._query_of(scope)
         if name is None:
             return await self.app(scope, receive, send)
-        body, more, whole = await _read_body(receive, self._announced_length(scope))
+        body, more, whole = await _read_body(receive, length)
         if not whole:  # not the body announced, or the client went away: the full app sees it as it came
             return await self.app(scope, _replay(body, receive, more), send)
         try:
@@ -53,23 +53,20 @@ class QueryFastLane:
             *SECURITY_HEADERS]})
         await send({"type": "http.response.body", "body": content})
 
-    def _query_of(self, scope) -> str | None:
-        """The collection named by a plain query request, else None."""
+    def _query_of(self, scope) -> tuple[str | None, int]:
+        """(the collection named by a plain query request, its body's announced length), else (None, 0)."""
         if scope["type"] != "http" or scope["method"] != "POST" or self.state.config.cors_origins:
-            return None
+            return None, 0
         match = QUERY_PATH.fullmatch(scope["path"])
         if match is None:
-            return None
+            return None, 0
         headers = dict(scope["headers"])
         if headers.get(b"content-type", b"").lower() not in _JSON_TYPES:
-            return None
-        length = self._announced_length(scope)
-        return match.group(1) if length is not None and 0 < length <= self.state.config.max_body_bytes else None
-
-    @staticmethod
-    def _announced_length(scope) -> int | None:
-        value = dict(scope["headers"]).get(b"content-length")
-        return int(value) if value is not None and value.isdigit() else None
+            return None, 0
+        length = headers.get(b"content-length", b"")
+        if not length.isdigit() or not 0 < int(length) <= self.state.config.max_body_bytes:
+            return None, 0
+        return match.group(1), int(length)
 
 
 async def _read_body(receive, announced: int) -> tuple[bytes, bool, bool]:
