@@ -123,7 +123,7 @@ class CollectionHandle:
         if self.building is None:
             return requested
         name = requested or self.collection.default_index
-        if self.building is not None and name == self.building and name not in self.loaded:
+        if name == self.building and name not in self.loaded:
             if requested:
                 raise BuildInProgressError(
                     f"the {name!r} index of {self.name!r} is being built: query another index until "
