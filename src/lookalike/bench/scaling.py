@@ -43,18 +43,13 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found.tolist(), truth.tolist())]))
 
 
-def timed(fn, rounds: int = 2):
-    """(result, best seconds) of ``rounds`` calls."""
-    return best_of(fn, rounds)
-
-
 def at_target(grid: list[dict], run, truth: np.ndarray, n_queries: int, to_rows=lambda ids: ids) -> dict:
     """Walk ``grid`` (parameter dicts, cheapest first) until recall reaches TARGET; report that point.
     ``run(params)`` answers the queries (timed); ``to_rows`` turns its answer into row numbers (not timed)."""
     point = None
     for params in grid:
         run(params)  # warm
-        ids, seconds = timed(lambda: run(params))
+        ids, seconds = best_of(lambda: run(params), 2)
         point = {"params": params, "recall": recall(to_rows(ids), truth), "qps": n_queries / seconds}
         if point["recall"] >= TARGET:
             break
@@ -283,7 +278,7 @@ def _measure(n, dim, queries, batch, nlist, m, M, ef_construction, threads, skip
                       "disk_bytes": disk_bytes(col.directory / "derived" / name)}
         progress(f"lookalike {name}: {ours[name]}")
     exact_run = run_collection("flat")
-    _, seconds = timed(lambda: exact_run({}))
+    _, seconds = best_of(lambda: exact_run({}), 2)
     ours["flat"] = {"qps": len(q) / seconds, "disk_bytes": disk_bytes(col.directory / "derived" / "flat")}
     report["sqlite_bytes"] = sum(disk_bytes(f) for f in col.directory.glob("*.sqlite*"))
     report["lookalike"] = ours
