@@ -119,7 +119,7 @@ class CollectionStore:
         if conn is not None:
             conn.close()
             self.conn = None
-            self.changes.close()
+        self.changes.close()  # also when the connection never opened (closing twice is harmless)
 
     # ------------------------------------------------------------------ transactions
     def transaction(self):
