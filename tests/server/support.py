@@ -150,15 +150,18 @@ def build_catalog(db_path: Path, embedder, n: int = N_ITEMS, with_ivf: bool = Tr
 
 
 class ServerThread:
-    """uvicorn serving ``app`` (behind the query fast lane, as ``lookalike serve``) on 127.0.0.1 at a free port, in
-    a daemon thread; ``stop()`` shuts it down."""
+    """uvicorn serving ``app`` (behind the query fast lane and with the server's HTTP protocol, as ``lookalike
+    serve``) on 127.0.0.1 at a free port, in a daemon thread; ``stop()`` shuts it down.  ``lane=False``: ``app``
+    already has its lane (a test wrapping it)."""
 
-    def __init__(self, app):
+    def __init__(self, app, *, lane: bool = True):
         import uvicorn
 
         from lookalike.server.fast_lane import QueryFastLane
+        from lookalike.server.http_protocol import LaneHttpProtocol
 
-        app = QueryFastLane(app)  # as `lookalike serve` serves it
+        if lane:
+            app = QueryFastLane(app)  # as `lookalike serve` serves it
 
         # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets it recognises as TCP (else Nagle adds ~40 ms)
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -166,7 +169,8 @@ class ServerThread:
         self.socket.bind(("127.0.0.1", 0))
         self.port = self.socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5, access_log=False,
+                                http=LaneHttpProtocol)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 

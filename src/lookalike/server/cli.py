@@ -100,7 +100,7 @@ def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_lev
 
     from .app import create_app
     from .fast_lane import QueryFastLane
-    from .http_protocol import OneWriteHttpToolsProtocol
+    from .http_protocol import LaneHttpProtocol
     from .security import check_bind
 
     check_bind(host, config.api_key)
@@ -120,13 +120,13 @@ def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_lev
               "(API docs: /docs; Ctrl-C stops)", flush=True)
         uvicorn.run("lookalike.server.app:app_from_environment", factory=True, host=host, port=port,
                     log_level=log_level, server_header=False, workers=workers, access_log=access_log,
-                    http=OneWriteHttpToolsProtocol)
+                    http=LaneHttpProtocol)
         return
     app = create_app(config)
     print(f"lookalike: serving {config.db_path} at http://{shown}:{port}/  (API docs: /docs; Ctrl-C stops)",
           flush=True)
     uvicorn.run(QueryFastLane(app), host=host, port=port, log_level=log_level, server_header=False,
-                access_log=access_log, http=OneWriteHttpToolsProtocol)
+                access_log=access_log, http=LaneHttpProtocol)
 
 
 def prepare_database(db_path: Path, *, create: bool = False, ray_address: str | None = None,

@@ -30,7 +30,7 @@ from .schemas import (
     TuneRequest,
     UpsertRequest,
 )
-from .search import IMAGE_KEY, answer_quickly, public_metadatas, query_collection
+from .search import IMAGE_KEY, answer_at_once, answer_quickly, public_metadatas, query_collection
 from .security import require_api_key
 from .state import ServerState
 
@@ -126,6 +126,26 @@ async def query(name: str, body: QueryRequest, request: Request) -> dict[str, An
 
 async def answer_query(state: ServerState, name: str, body: QueryRequest) -> dict[str, Any]:
     """The query route's answer (also given by ``fast_lane.QueryFastLane``, below the framework)."""
+    vectors, k, n_queries = _checked_query(body)
+    handle = await state.handle_async(name)
+    result, index = await answer_quickly(handle, _asking(handle, vectors, k, body),
+                                         cheap=_cheap(handle, body, n_queries))
+    return _answer(state, name, body, result, index, n_queries)
+
+
+def answer_query_now(state: ServerState, name: str, body: QueryRequest) -> dict[str, Any] | None:
+    """``answer_query`` on the calling thread (the event loop) when the answer needs no waiting (the collection
+    open, one vector, nothing holding it: ``search.answer_at_once``); else None, and nothing was done."""
+    vectors, k, n_queries = _checked_query(body)
+    handle = state.open_handle(name)
+    if handle is None or not _cheap(handle, body, n_queries):
+        return None
+    answered = answer_at_once(handle, _asking(handle, vectors, k, body))
+    return None if answered is None else _answer(state, name, body, *answered, n_queries)
+
+
+def _checked_query(body: QueryRequest) -> tuple[Any, int, int]:
+    """(the query vectors, k, how many queries), within the server's limits."""
     k = check_k(body.k)
     if k > MAX_K:
         raise InvalidKError(f"k must be <= {MAX_K} through the server, got {k}")
@@ -134,13 +154,22 @@ async def answer_query(state: ServerState, name: str, body: QueryRequest) -> dic
     if n_queries > MAX_QUERY_BATCH or n_queries * k > MAX_HITS:
         raise InvalidInputError(f"{n_queries} queries x k={k} is over the limit of {MAX_QUERY_BATCH} queries and "
                                 f"{MAX_HITS} hits per request: send smaller batches")
-    handle = await state.handle_async(name)
+    return vectors, k, n_queries
 
-    def answer():
+
+def _cheap(handle, body: QueryRequest, n_queries: int) -> bool:
+    """Cheaper answered on the event loop than handed to a worker thread."""
+    return n_queries == 1 and not body.with_recall and not handle.sharded
+
+
+def _asking(handle, vectors, k: int, body: QueryRequest):
+    def ask():
         return query_collection(handle, vectors, k, index=body.index, params=body.params, where=body.where,
                                 with_recall=body.with_recall, include_metadata=body.include_metadata)
-    cheap = n_queries == 1 and not body.with_recall and not handle.sharded
-    result, index = await answer_quickly(handle, answer, cheap=cheap)
+    return ask
+
+
+def _answer(state: ServerState, name: str, body: QueryRequest, result, index: str, n_queries: int) -> dict[str, Any]:
     state.metrics.searched(name, index, "query", result.stats["search_ms"] / 1000, n_queries)
     return {
         "ids": result.ids.tolist(),

@@ -11,6 +11,10 @@ announced length is within the limit, no CORS to answer) is read here, validated
 JSON writer (pydantic's), with the same security headers.  Anything else, and any error on the way (a
 bad body, an unknown collection, a wrong parameter), goes to the full application with the body replayed, which
 answers exactly as it would have: the lane never writes an error of its own.
+
+Below ASGI itself, the server's HTTP protocol (``http_protocol.LaneHttpProtocol``) asks the lane first
+(``answer_now``), as soon as the request's last byte is parsed: a query that can be answered at once, without
+waiting for anything, is answered there, with no ASGI cycle, task or messages; any other goes the ASGI way.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from .data import answer_query
+from .data import answer_query, answer_query_now
 from .schemas import QueryRequest
 from .security import SECURITY_HEADERS
 
 QUERY_PATH = re.compile(r"/api/collections/([^/]+)/query")
 _JSON = TypeAdapter(dict[str, Any])  # pydantic's own JSON writer, as FastAPI's (the answer is built to QueryResponse)
 _JSON_TYPES = (b"application/json", b"application/json; charset=utf-8")
+ANSWER_HEADERS = ((b"content-type", b"application/json"), *SECURITY_HEADERS)  # and its content-length
 
 
 class QueryFastLane:
@@ -49,18 +54,32 @@ class QueryFastLane:
         except Exception:  # the full app answers with its error handlers (a query only reads: asking twice is safe)
             return await self.app(scope, _replay(body, receive), send)
         await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-length", str(len(content)).encode()), (b"content-type", b"application/json"),
-            *SECURITY_HEADERS]})
+            (b"content-length", str(len(content)).encode()), *ANSWER_HEADERS]})
         await send({"type": "http.response.body", "body": content})
 
+    def answer_now(self, name: str, body: bytes) -> bytes | None:
+        """The JSON answer of a query of collection ``name`` (the request's ``body``) that can be given at once, on
+        the calling thread (the event loop): one vector, the collection open and nothing holding it.  None for any
+        other, and for any error: the ASGI way then answers it (a query only reads: asking twice is safe)."""
+        try:
+            answer = answer_query_now(self.state, name, QueryRequest.model_validate_json(body))
+            return None if answer is None else _JSON.dump_json(answer)
+        except Exception:
+            return None
+
     def _query_of(self, scope) -> tuple[str | None, int]:
-        """(the collection named by a plain query request, its body's announced length), else (None, 0)."""
-        if scope["type"] != "http" or scope["method"] != "POST" or self.state.config.cors_origins:
+        if scope["type"] != "http":
             return None, 0
-        match = QUERY_PATH.fullmatch(scope["path"])
+        return self.plain_query(scope["method"], scope["path"], scope["headers"])
+
+    def plain_query(self, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[str | None, int]:
+        """(the collection named by a plain query request, its body's announced length), else (None, 0)."""
+        if method != "POST" or self.state.config.cors_origins:
+            return None, 0
+        match = QUERY_PATH.fullmatch(path)
         if match is None:
             return None, 0
-        headers = dict(scope["headers"])
+        headers = dict(headers)
         if headers.get(b"content-type", b"").lower() not in _JSON_TYPES:
             return None, 0
         length = headers.get(b"content-length", b"")

@@ -189,20 +189,31 @@ class _WouldWait(Exception):
 _ON_EVENT_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("lookalike_on_event_loop", default=False)
 
 
+def answer_at_once(handle: CollectionHandle, call):
+    """``call()`` (a cheap query of ``handle``'s collection: one vector, no exact search behind it) run on the
+    calling thread, the event loop, if it can run at once (``Collection.query_now``); None if it would have to
+    wait (a write publishing, an indexing step, a catch-up due)."""
+    if not handle.lock.acquire(blocking=False):
+        return None
+    token = _ON_EVENT_LOOP.set(not handle.sharded)
+    try:
+        return call()
+    except _WouldWait:
+        return None
+    finally:
+        _ON_EVENT_LOOP.reset(token)
+        handle.lock.release()
+
+
 async def answer_quickly(handle: CollectionHandle, call, *, cheap: bool):
-    """Run ``call()`` (a query of ``handle``'s collection) on the event loop when it is cheap (one vector, no exact
-    search behind it) and can run at once (``Collection.query_now``): a worker thread's hand-off costs more than
-    such a query.  Anything else (a batch, with_recall, a text to embed, a write or an indexing step holding the
-    collection) goes to the thread pool, so the loop never waits."""
+    """Run ``call()`` (a query of ``handle``'s collection) on the event loop when it is cheap and can run at once
+    (``answer_at_once``): a worker thread's hand-off costs more than such a query.  Anything else (a batch,
+    with_recall, a text to embed, a write or an indexing step holding the collection) goes to the thread pool, so
+    the loop never waits."""
     from starlette.concurrency import run_in_threadpool
 
-    if cheap and handle.lock.acquire(blocking=False):
-        token = _ON_EVENT_LOOP.set(not handle.sharded)
-        try:
-            return call()
-        except _WouldWait:
-            pass
-        finally:
-            _ON_EVENT_LOOP.reset(token)
-            handle.lock.release()
+    if cheap:
+        answered = answer_at_once(handle, call)
+        if answered is not None:
+            return answered
     return await run_in_threadpool(call)

@@ -221,10 +221,14 @@ class ServerState:
             handle = self._handles[name] = CollectionHandle(self.db_path, name, self.open_database)
             return handle
 
+    def open_handle(self, name: str) -> CollectionHandle | None:
+        """The handle of collection ``name`` if it is open already (nothing to read), else None."""
+        return self._handles.get(name)
+
     async def handle_async(self, name: str) -> CollectionHandle:
         """``handle(name)`` from the event loop: at once when the collection is open, else opened in a worker
         thread (opening reads files)."""
-        handle = self._handles.get(name)
+        handle = self.open_handle(name)
         if handle is not None:
             return handle
         from starlette.concurrency import run_in_threadpool

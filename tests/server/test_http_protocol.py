@@ -1,0 +1,212 @@
+"""The server's HTTP protocol on a real uvicorn server on loopback: a plain single query is answered below ASGI (no
+request reaches the ASGI app) exactly as the full application answers it; every other request (a batch, an
+error, a chunked body, a busy collection, pipelined requests) goes the ASGI way whole and is answered in order."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from lookalike import Database
+from lookalike.server import create_app
+from lookalike.server.fast_lane import QueryFastLane
+from lookalike.server.protocol import encode_array
+
+from .support import ServerThread
+
+DIM = 8
+QUERY = "/api/collections/items/query"
+
+
+class Counting:
+    """An ASGI app counting the HTTP requests that reach it (``.app``: the protocol finds the lane beneath)."""
+
+    def __init__(self, app):
+        self.app, self.state, self.calls = app, getattr(app, "state", None), 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            self.calls += 1
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="module")
+def db_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("protocol") / "db"
+    rng = np.random.default_rng(0)
+    with Database(path) as db:
+        col = db.create_collection("items", dim=DIM)
+        col.add(list(range(300)), rng.normal(size=(300, DIM)).astype(np.float32),
+                [{"group": "é" if i % 2 else "b", "n": i} for i in range(300)])
+        col.create_index("hnsw", M=8)
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(db_path):
+    """(server, the ASGI way's counter, the full app's counter, a client of the full app alone)."""
+    full = Counting(create_app(db_path))
+    asgi = Counting(QueryFastLane(full))
+    server = ServerThread(asgi, lane=False).start()
+    with TestClient(create_app(db_path)) as alone:
+        yield server, asgi, full, alone
+    server.stop()
+
+
+def body(vectors, **fields) -> dict:
+    return {"vectors": encode_array(np.asarray(vectors, dtype=np.float32)), "k": 5, **fields}
+
+
+def comparable(answer: dict) -> dict:
+    """The answer without its timings."""
+    answer["stats"].pop("search_ms")
+    answer["stats"].pop("exact_ms", None)
+    return answer
+
+
+@pytest.mark.parametrize("fields", [{}, {"index": "hnsw", "params": {"ef": 30}}, {"where": {"group": "é"}},
+                                    {"include_metadata": False}, {"index": "flat"}])
+def test_a_single_query_is_answered_below_asgi_as_the_full_app_answers_it(served, fields):
+    server, asgi, full, alone = served
+    payload = body(np.random.default_rng(1).normal(size=DIM), **fields)
+    with httpx.Client(base_url=server.url) as client:
+        client.post(QUERY, json=payload)  # the collection opened (a first query may go the ASGI way)
+        before = asgi.calls
+        got = client.post(QUERY, json=payload)
+        assert asgi.calls == before  # no ASGI cycle
+    want = alone.post(QUERY, json=payload)
+    assert got.status_code == want.status_code == 200
+    assert comparable(got.json()) == comparable(want.json())
+    for header in ("content-type", "x-content-type-options", "referrer-policy", "x-frame-options"):
+        assert got.headers[header] == want.headers[header]
+    assert "date" in got.headers and int(got.headers["content-length"]) == len(got.content)
+
+
+@pytest.mark.parametrize("payload", [
+    body(np.ones((3, DIM))),  # a batch: a worker thread's work
+    body(np.ones(DIM), with_recall=True),  # an exact search behind it
+])
+def test_other_queries_go_the_asgi_way_and_are_answered_as_before(served, payload):
+    server, asgi, full, alone = served
+    with httpx.Client(base_url=server.url) as client:
+        before = (asgi.calls, full.calls)
+        got = client.post(QUERY, json=payload)
+    assert (asgi.calls, full.calls) == (before[0] + 1, before[1])  # the ASGI lane answered
+    assert comparable(got.json()) == comparable(alone.post(QUERY, json=payload).json())
+
+
+@pytest.mark.parametrize("send", [
+    lambda c: c.post("/api/collections/nope/query", json=body(np.ones(DIM))),  # unknown collection
+    lambda c: c.post(QUERY, json=body(np.ones(DIM + 1))),  # wrong dimension
+    lambda c: c.post(QUERY, json=body(np.full(DIM, np.inf))),  # inf
+    lambda c: c.post(QUERY, json={**body(np.ones(DIM)), "k": 0}),  # k <= 0
+    lambda c: c.post(QUERY, content=b"{not json", headers={"content-type": "application/json"}),
+    lambda c: c.post(QUERY + "?k=3", json=body(np.ones(DIM))),  # a query string: not plain
+])
+def test_errors_and_unusual_requests_are_answered_by_the_full_app(served, send):
+    server, asgi, full, alone = served
+    with httpx.Client(base_url=server.url) as client:
+        before = asgi.calls
+        got = send(client)
+    assert asgi.calls == before + 1
+    want = send(alone)
+    assert got.status_code == want.status_code
+    assert got.json() == want.json() if got.status_code >= 400 else comparable(got.json()) == comparable(want.json())
+
+
+def raw_request(path: str, payload: bytes, *, extra: bytes = b"") -> bytes:
+    return (b"POST " + path.encode() + b" HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
+            + extra + b"content-length: %d\r\n\r\n" % len(payload) + payload)
+
+
+def read_responses(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
+    """``count`` HTTP responses (status, body) read from ``sock``, each sized by its content-length."""
+    data, answers = b"", []
+    while len(answers) < count:
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, data = data.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        length = next(int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length:"))
+        while len(data) < length:
+            data += sock.recv(65536)
+        answers.append((int(lines[0].split()[1]), data[:length]))
+        data = data[length:]
+    return answers
+
+
+def test_pipelined_requests_are_answered_in_order(served):
+    """Three requests in one write: a plain query (the lane), a batch (the ASGI way), a plain query again."""
+    server, _, _, alone = served
+    rng = np.random.default_rng(2)
+    payloads = [body(rng.normal(size=DIM)), body(rng.normal(size=(2, DIM))), body(rng.normal(size=DIM))]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"".join(raw_request(QUERY, json.dumps(p).encode()) for p in payloads))
+        answers = read_responses(sock, 3)
+    for (status, content), payload in zip(answers, payloads):
+        assert status == 200
+        assert comparable(json.loads(content)) == comparable(alone.post(QUERY, json=payload).json())
+
+
+def test_a_chunked_body_and_an_expected_continue_go_the_asgi_way(served):
+    server, asgi, _, alone = served
+    payload = json.dumps(body(np.ones(DIM))).encode()
+    chunked = (b"POST " + QUERY.encode() + b" HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
+               b"transfer-encoding: chunked\r\n\r\n" + b"%x\r\n" % len(payload) + payload + b"\r\n0\r\n\r\n")
+    want = comparable(alone.post(QUERY, content=payload, headers={"content-type": "application/json"}).json())
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        before = asgi.calls
+        sock.sendall(chunked)
+        [(status, content)] = read_responses(sock, 1)
+        assert status == 200 and comparable(json.loads(content)) == want
+        sock.sendall(raw_request(QUERY, payload, extra=b"expect: 100-continue\r\n"))
+        data = b""
+        while b"100 Continue" not in data:
+            data += sock.recv(65536)
+        [(status, content)] = read_responses(_Prefixed(sock, data.split(b"\r\n\r\n", 1)[1]), 1)
+        assert status == 200 and comparable(json.loads(content)) == want
+    assert asgi.calls == before + 2
+
+
+class _Prefixed:
+    """A socket whose first bytes were already read."""
+
+    def __init__(self, sock: socket.socket, first: bytes):
+        self.sock, self.first = sock, first
+
+    def recv(self, size: int) -> bytes:
+        if self.first:
+            first, self.first = self.first, b""
+            return first
+        return self.sock.recv(size)
+
+
+def test_a_query_of_a_busy_collection_is_answered_once_the_write_is_done(db_path):
+    """A query that would wait (a write holds the collection) is not answered on the event loop: it goes to a
+    worker thread, and the server keeps answering other requests meanwhile."""
+    app = create_app(db_path)
+    server = ServerThread(app).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            payload = body(np.ones(DIM))
+            first = client.post(QUERY, json=payload).json()
+            handle = app.state.lookalike.handle("items")
+            collection = handle.collection
+            answers = []
+            with collection._lock.exclusive():  # as a write publishing its rows
+                thread = threading.Thread(target=lambda: answers.append(client.post(QUERY, json=payload)))
+                thread.start()
+                with httpx.Client(base_url=server.url) as other:
+                    assert other.get("/api/health").status_code == 200  # the loop is not waiting
+                thread.join(0.3)
+                assert not answers  # the query waits for the write, in a worker thread
+            thread.join(30)
+            assert comparable(answers[0].json()) == comparable(first)
+    finally:
+        server.stop()
