@@ -64,4 +64,33 @@ def start_lookalike(db: str | Path, port: int, *, workers: int = 1, api_key: str
     proc.log_file = log
     wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200, proc,
                "lookalike serve")
+    wait_settled(proc)
     return proc
+
+
+def wait_settled(proc: subprocess.Popen, quiet_cpu_s: float = 0.05, interval: float = 0.5,
+                 timeout: float = 120.0) -> None:
+    """Wait until the server's processes use (almost) no CPU: with ``--workers N`` the first worker to be warm
+    answers the health check while the others are still loading and compiling, which would take a core from
+    whatever is measured next."""
+    import psutil
+
+    def cpu_seconds() -> float:
+        total = 0.0
+        try:
+            root = psutil.Process(proc.pid)
+            for process in (root, *root.children(recursive=True)):
+                times = process.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:  # a process that ended meanwhile
+            pass
+        return total
+
+    deadline = time.time() + timeout
+    before = cpu_seconds()
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(interval)
+        now = cpu_seconds()
+        if now - before < quiet_cpu_s:
+            return
+        before = now
