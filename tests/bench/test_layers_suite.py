@@ -19,3 +19,5 @@ def test_every_layer_is_measured(tmp_path, capsys):
         for layer in ("index single", "index batch", "collection single", "collection batch", "coll single+meta",
                       "coll batch+meta", "http-1", "http-4", "http-4 2w"):
             assert row[layer] > 0, (system, layer)
+    reference = result["rows"]["zero-work server"]  # the clients' own limit, measured beside
+    assert reference["http-1"] > 0 and reference["http-4"] > 0 and "zero-work server" in out

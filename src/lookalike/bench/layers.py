@@ -15,6 +15,8 @@ smallest value whose recall@10 reaches 0.95.  Then single-query and batch QPS (b
   http-1      lookalike.Client -> lookalike serve on loopback (one client, keep-alive)
   http-4      four client processes at once, each sending every query, started together (and "http-4 2w":
               against lookalike serve --workers 2)
+  zero-work   the same clients against a server that answers every query with one fixed answer
+              (``zero_work_server``): the most one and four clients can get here, whatever a server does
   peers       hnswlib, faiss IndexHNSWFlat, faiss IndexIVFFlat (bare); Chroma PersistentClient (collection layer)
               and Chroma's server through its HttpClient (http-1 / http-4), when --chroma-python is given
 
@@ -36,7 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from .measures import best_of
-from .serving import free_port, start_lookalike
+from ..server.protocol import encode_array
+from .serving import free_port, start_lookalike, start_zero_work
+from .zero_work_server import capture
 
 TARGET_RECALL = 0.95
 K = 10
@@ -267,11 +271,15 @@ def run_dataset(name: str, args) -> dict:
     if not args.no_http:
         queries_file = work / "queries.npy"
         np.save(queries_file, queries)
+        answers_file = work / "answers.json"
         for workers, layers in ((1, ((1, "http-1"), (4, "http-4"))), (2, ((4, "http-4 2w"),))):
             port = args.port + workers if args.port else free_port()
             server = start_lookalike(str(work / "db"), port, workers=workers)
             try:
                 url = f"http://127.0.0.1:{port}"
+                if not answers_file.exists():  # what the zero-work server will answer
+                    capture(url, "bench", {"vectors": encode_array(queries[:1]), "k": K, "index": "hnsw",
+                                           "params": {"ef": ef}}, answers_file)
                 for _ in range(args.rounds):  # rounds interleave one client and four: each meets the same load
                     for system, param, value in (("lookalike hnsw", "ef", ef), ("lookalike ivf", "nprobe", nprobe)):
                         index = system.split()[1]
@@ -280,10 +288,30 @@ def run_dataset(name: str, args) -> dict:
             finally:
                 server.terminate()
                 server.wait()
+        rows[ZERO_WORK] = measure_zero_work(answers_file, queries_file, ef, args)
     if args.chroma_python:
         hnswlib_ef = int(rows["hnswlib"]["param"].split("=")[1]) if "hnswlib" in rows else ef
         rows.update(run_chroma(args.chroma_python, dataset, truth, work, args, hnswlib_ef))
     return {"dataset": dataset.name, "n": len(dataset.train), "queries": len(queries), "rows": rows}
+
+
+ZERO_WORK = "zero-work server"
+
+
+def measure_zero_work(answers_file: Path, queries_file: Path, ef: int, args) -> dict:
+    """The same clients against a server that answers every query with one fixed answer (``zero_work_server``):
+    the most one and four clients can get on this machine, whatever a server does."""
+    port = free_port()
+    server = start_zero_work(answers_file, port)
+    row = {"param": "-", "recall": None}
+    try:
+        for _ in range(args.rounds):
+            for clients, layer in ((1, "http-1"), (4, "http-4")):
+                _best(row, layer, http_qps(f"http://127.0.0.1:{port}", "hnsw", "ef", ef, queries_file, clients))
+    finally:
+        server.terminate()
+        server.wait()
+    return row
 
 
 def query_and_read(col, q: np.ndarray, index: str, **params) -> None:
@@ -342,7 +370,8 @@ def report(result: dict) -> str:
              f"{'system':18s}{'param':>11s}{'recall':>8s}" + "".join(f"{layer:>19s}" for layer in LAYERS)]
     for system, row in rows.items():
         cells = "".join(f"{row[layer]:>19,.0f}" if layer in row else f"{'-':>19s}" for layer in LAYERS)
-        lines.append(f"{system:18s}{row['param']:>11s}{row['recall']:>8.3f}{cells}")
+        recall = f"{row['recall']:>8.3f}" if row["recall"] is not None else f"{'-':>8s}"
+        lines.append(f"{system:18s}{row['param']:>11s}{recall}{cells}")
     ratios = []
     for ours, peer, layer_ours, layer_peer in (
             ("lookalike hnsw", "hnswlib", "index single", "index single"),
@@ -370,6 +399,10 @@ def report(result: dict) -> str:
             ratios.append(f"{system}: the server adds {added:.2f} ms per query (one client); four clients get "
                           f"{row.get('http-4', 0) / row['http-1']:.2f}x the QPS of one "
                           f"({row.get('http-4 2w', 0) / row['http-1']:.2f}x with --workers 2)")
+    reference = rows.get(ZERO_WORK, {})
+    if "http-1" in reference:
+        ratios.append(f"{ZERO_WORK} (a fixed answer, no work: the clients' and the machine's limit): four clients get "
+                      f"{reference.get('http-4', 0) / reference['http-1']:.2f}x the QPS of one")
     return "\n".join(lines + ["  " + r for r in ratios])
 
 

@@ -68,6 +68,18 @@ def start_lookalike(db: str | Path, port: int, *, workers: int = 1, api_key: str
     return proc
 
 
+def start_zero_work(answers_file: str | Path, port: int) -> subprocess.Popen:
+    """The zero-work reference server (``zero_work_server``) on 127.0.0.1, returned once it answers."""
+    import httpx
+
+    command = [sys.executable, "-m", "lookalike.bench.zero_work_server", str(port), str(answers_file)]
+    proc = subprocess.Popen(command, env=user_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200, proc,
+               "the zero-work server")
+    wait_settled(proc)
+    return proc
+
+
 def wait_settled(proc: subprocess.Popen, quiet_cpu_s: float = 0.05, interval: float = 0.5,
                  timeout: float = 120.0) -> None:
     """Wait until the server's processes use (almost) no CPU: with ``--workers N`` the first worker to be warm
