@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .measures import best_of
 from ..server.protocol import encode_array
+from .measures import best_of
 from .serving import free_port, start_lookalike, start_zero_work
 from .zero_work_server import capture
 
