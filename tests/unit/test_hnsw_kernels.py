@@ -1,4 +1,4 @@
-"""HNSW kernels (kernels/graph.py) against NumPy references: distances, heaps, visited epochs, the neighbour
+"""HNSW kernels (kernels/graph.py) against NumPy references: distances, the result set's drain, visited epochs, the neighbour
 selection heuristic, link pruning, one layer's search, and the invariants of a graph built in parallel."""
 
 from __future__ import annotations
@@ -33,38 +33,12 @@ def test_distances_match_numpy(is_ip, rng):
         assert kernels.pair_distance(x, 3, row, is_ip) == pytest.approx(want_pair, rel=1e-5, abs=1e-5)
 
 
-def test_heap_push_and_pop_give_sorted_order(rng):
-    values = rng.normal(size=200).astype(np.float32)
-    keys, nodes = np.empty(200, np.float32), np.empty(200, np.int32)
-    size = 0
-    for i, v in enumerate(values):
-        size = kernels.heap_push(keys, nodes, size, v, i)
-    popped = []
-    while size:
-        popped.append((keys[0], nodes[0]))
-        size = kernels.heap_pop(keys, nodes, size)
-    np.testing.assert_array_equal([k for k, _ in popped], np.sort(values))
-    assert [values[n] for _, n in popped] == [k for k, _ in popped]  # each key kept its node
-
-
-def test_heap_replace_top_keeps_the_smallest(rng):
-    values = rng.normal(size=50).astype(np.float32)
-    keys, nodes = np.empty(10, np.float32), np.empty(10, np.int32)
-    size = 0
-    for i, v in enumerate(values):  # keep the 10 largest: a bounded min-heap, as W keeps the ef nearest
-        if size < 10:
-            size = kernels.heap_push(keys, nodes, size, v, i)
-        elif v > keys[0]:
-            kernels.heap_replace_top(keys, nodes, size, v, i)
-    np.testing.assert_array_equal(np.sort(keys), np.sort(values)[-10:])
-
-
 def test_drain_sorted_empties_the_result_heap_in_increasing_distance(rng):
     dists = rng.random(30).astype(np.float32)
     keys, nodes = np.empty(30, np.float32), np.empty(30, np.int32)
     size = 0
-    for i, d in enumerate(dists):  # W stores negated distances
-        size = kernels.heap_push(keys, nodes, size, -d, i)
+    for i, d in enumerate(dists):  # W: a max-heap of distances (kernels/heaps.py)
+        size = kernels.heap_push(keys, nodes, size, d, i)
     out_d, out_n = np.empty(30, np.float32), np.empty(30, np.int64)
     assert kernels.drain_sorted(keys, nodes, size, out_d, out_n) == 30
     np.testing.assert_array_equal(out_d, np.sort(dists))
@@ -148,7 +122,7 @@ def test_search_layer_on_a_complete_graph_is_exact(rng):
         np.empty(n, np.float32), np.empty(n, np.int32), w_keys, w_nodes, np.empty(2 * M, np.int32))
     want = np.argsort(np.sum((x - q) ** 2, axis=1))[:ef]
     assert size == ef and sorted(w_nodes.tolist()) == sorted(want.tolist())
-    np.testing.assert_allclose(np.sort(-w_keys), np.sort(np.sum((x[want] - q) ** 2, axis=1)), rtol=1e-5)
+    np.testing.assert_allclose(np.sort(w_keys), np.sort(np.sum((x[want] - q) ** 2, axis=1)), rtol=1e-5)
 
 
 def test_search_layer_with_a_mask_walks_through_but_returns_only_allowed(rng):

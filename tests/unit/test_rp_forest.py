@@ -113,28 +113,6 @@ def test_duplicate_points_still_split():
     assert index.search(x[:1], 5).distances[0].max() == 0.0
 
 
-def test_heap_pops_in_decreasing_order(rng):
-    values = rng.normal(size=200).astype(np.float32)
-    priority, nodes = np.empty(200, np.float32), np.empty(200, np.int32)
-    size = 0
-    for i, v in enumerate(values):
-        size = trees.heap_push(priority, nodes, size, v, i)
-    popped = []
-    while size:
-        value, node, size = trees.heap_pop(priority, nodes, size)
-        assert values[node] == value
-        popped.append(value)
-    np.testing.assert_array_equal(popped, np.sort(values)[::-1])
-
-
-def test_heap_sort_matches_numpy(rng):
-    drawn = rng.normal(size=301)
-    keys, items = drawn.copy(), np.arange(301)
-    trees.heap_sort(keys, items)
-    np.testing.assert_array_equal(keys, np.sort(drawn))
-    np.testing.assert_array_equal(items, np.argsort(drawn))  # distinct keys: one order
-
-
 @pytest.mark.parametrize("is_l2", [True, False])
 def test_rerank_matches_numpy(rng, is_l2):
     vectors = rng.normal(size=(300, 12)).astype(np.float32)

@@ -8,7 +8,8 @@ The graph is a tuple of arrays, ``graph = (levels, links0, counts0, upper_start,
   * layers >= 1 are compact: only nodes that reach them own a block.  The neighbours of v on layer l >= 1 are
     ``upper_links[b, :upper_counts[b]]`` with ``b = upper_start[v] + l - 1`` (capacity M).
 Distances are raw ("ip": -<q,x>; "l2": squared), smaller is closer.  Heaps are pairs of arrays (float32 keys,
-int32 nodes) with the minimum at index 0; the result set W is a max-heap kept as a min-heap of negated keys.
+int32 nodes), the max-heaps of kernels/heaps.py: the result set W keyed by distance (its root the farthest kept),
+the candidates C by negated distance (its root the nearest).
 The visited set is an array of uint16 tags with an epoch: a node is visited when its tag equals the epoch, so
 starting a new search is one increment, not a clear.
 
@@ -31,6 +32,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .answers import ZERO_QUERY, finish_answer, query_copy, start_answer
+from .heaps import heap_pop, heap_push, replace_top
 from .prefetch import prefetch, prefetch_row
 
 #: LLVM fast-math flags that let the distance loops vectorise (reassociation); not "nnan"/"ninf", because the
@@ -160,59 +162,13 @@ def pair_distance(vectors, a, b, is_ip):
     return acc
 
 
-# ----------------------------------------------------------------------------------------------- heaps
-@inline
-def heap_push(keys, nodes, size, key, node):
-    """Insert (key, node) into the min-heap of the first ``size`` entries; returns the new size."""
-    i = size
-    while i > 0:
-        parent = (i - 1) >> 1
-        if keys[parent] <= key:
-            break
-        keys[i] = keys[parent]
-        nodes[i] = nodes[parent]
-        i = parent
-    keys[i] = key
-    nodes[i] = node
-    return size + 1
-
-
-@inline
-def heap_replace_top(keys, nodes, size, key, node):
-    """Drop the minimum and insert (key, node) in one sift-down (the heap keeps its size)."""
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= size:
-            break
-        if child + 1 < size and keys[child + 1] < keys[child]:
-            child += 1
-        if keys[child] >= key:
-            break
-        keys[i] = keys[child]
-        nodes[i] = nodes[child]
-        i = child
-    keys[i] = key
-    nodes[i] = node
-
-
-@inline
-def heap_pop(keys, nodes, size):
-    """Drop the minimum; returns the new size."""
-    size -= 1
-    if size > 0:
-        heap_replace_top(keys, nodes, size, keys[size], nodes[size])
-    return size
-
-
+# ----------------------------------------------------------------------------------------------- results
 @kernel
 def drain_sorted(w_keys, w_nodes, w_size, out_dists, out_nodes):
-    """Empty the result max-heap W (negated keys) into out_* sorted by increasing distance; returns its size."""
+    """Empty the result max-heap W into out_* sorted by increasing distance; returns its size."""
     n = w_size
     while w_size > 0:
-        out_dists[w_size - 1] = -w_keys[0]
-        out_nodes[w_size - 1] = w_nodes[0]
-        w_size = heap_pop(w_keys, w_nodes, w_size)
+        out_dists[w_size - 1], out_nodes[w_size - 1], w_size = heap_pop(w_keys, w_nodes, w_size)
     return n
 
 
@@ -259,9 +215,9 @@ def search_layer(q, vectors, graph, level, entry_nodes, entry_dists, n_entry, ef
                  mask, use_mask, locks, use_locks, c_keys, c_nodes, w_keys, w_nodes, fresh):
     """Algorithm 2: the ef nearest neighbours of q on one layer, starting from the entry points.
 
-    The candidate min-heap C lives in (c_keys, c_nodes), whose length must be at least the number of nodes: a
+    The candidates C live in (c_keys = -distance, c_nodes), whose length must be at least the number of nodes: a
     node enters C at most once (the visited tags see to it), so C never overflows and never reallocates.
-    Returns the size of W, left in (w_keys = -distance, w_nodes) as a max-heap.  With ``use_mask`` the walk goes
+    Returns the size of W, left in (w_keys = distance, w_nodes) as a max-heap.  With ``use_mask`` the walk goes
     through every node but only nodes with mask True enter W, and the search does not stop before W holds ef
     of them (a filter or tombstones must not leave the result short).  ``use_locks``: the graph may change
     under us (parallel build), so each neighbour list is copied under its node's lock.  A search without the
@@ -275,18 +231,17 @@ def search_layer(q, vectors, graph, level, entry_nodes, entry_dists, n_entry, ef
     for i in range(n_entry):
         e = entry_nodes[i]
         tags[e] = epoch
-        c_size = heap_push(c_keys, c_nodes, c_size, entry_dists[i], e)
+        c_size = heap_push(c_keys, c_nodes, c_size, -entry_dists[i], e)
         if not use_mask or mask[e]:
             if w_size < ef:
-                w_size = heap_push(w_keys, w_nodes, w_size, -entry_dists[i], e)
-            elif entry_dists[i] < -w_keys[0]:
-                heap_replace_top(w_keys, w_nodes, w_size, -entry_dists[i], e)
+                w_size = heap_push(w_keys, w_nodes, w_size, entry_dists[i], e)
+            elif entry_dists[i] < w_keys[0]:
+                replace_top(w_keys, w_nodes, w_size, entry_dists[i], e)
     while c_size > 0:
-        worst = -w_keys[0] if w_size > 0 else np.inf
-        if c_keys[0] > worst and (w_size == ef or not use_mask):
+        worst = w_keys[0] if w_size > 0 else np.inf
+        if -c_keys[0] > worst and (w_size == ef or not use_mask):
             break  # every node left in C is farther than everything in W: W cannot improve
-        node = c_nodes[0]
-        c_size = heap_pop(c_keys, c_nodes, c_size)
+        _, node, c_size = heap_pop(c_keys, c_nodes, c_size)
         if level == 0 and c_size > 0:  # the list expanded next, most likely: start loading it
             prefetch(adjacency, c_nodes[0], 0)
             prefetch(adjacency, c_nodes[0], adjacency.shape[1] - 1)
@@ -313,13 +268,13 @@ def search_layer(q, vectors, graph, level, entry_nodes, entry_dists, n_entry, ef
         for j in range(n_fresh):
             e = fresh[j]
             d = raw_distance(q, vectors, e, is_ip)
-            if w_size < ef or d < -w_keys[0]:
-                c_size = heap_push(c_keys, c_nodes, c_size, d, e)
+            if w_size < ef or d < w_keys[0]:
+                c_size = heap_push(c_keys, c_nodes, c_size, -d, e)
                 if not use_mask or mask[e]:
                     if w_size < ef:
-                        w_size = heap_push(w_keys, w_nodes, w_size, -d, e)
+                        w_size = heap_push(w_keys, w_nodes, w_size, d, e)
                     else:
-                        heap_replace_top(w_keys, w_nodes, w_size, -d, e)
+                        replace_top(w_keys, w_nodes, w_size, d, e)
     return w_size
 
 
@@ -492,7 +447,7 @@ def search_query(q, vectors, graph, entry, k, ef, is_ip, mask, use_mask, tags, e
     w_size = search_layer(q, vectors, graph, 0, start_nodes, start_dists, 1, ef, is_ip, tags, epoch, mask,
                           use_mask, no_locks, False, c_keys, c_nodes, w_keys, w_nodes, fresh)
     while w_size > k:  # drop the worst until k remain, then drain in order
-        w_size = heap_pop(w_keys, w_nodes, w_size)
+        _, _, w_size = heap_pop(w_keys, w_nodes, w_size)
     drain_sorted(w_keys, w_nodes, w_size, out_raw, out_rows)
     return epoch
 

@@ -1,18 +1,23 @@
-"""The bounded max-heap every search kernel keeps its k best in (exact scan, IVF and IVF-PQ lists, trees, LSH).
+"""The one heap of every kernel: the bounded max-heap a search keeps its k best in (exact scan, IVF and IVF-PQ
+lists, trees, LSH, HNSW's result set), and the priority queue of a walk (HNSW's candidates, the trees' nodes).
 
 ``keys[:size]`` is a max-heap (the worst of the kept at the root) and ``items`` move with their keys.  A k-best
 heap starts full of +inf and ``offer`` costs one comparison for a candidate that does not belong in the answer,
-which is why a scan keeps a heap rather than sorting or partitioning its scores.  Also a plain priority queue
-(``heap_push`` / ``heap_pop``; negate the keys for a min-queue).  The HNSW kernels keep their own copies, inlined
-into the graph walk's hot loop (kernels/graph.py).
+which is why a scan keeps a heap rather than sorting or partitioning its scores.  As a priority queue
+(``heap_push`` / ``heap_pop``) it pops the largest key first: negate the keys to pop the smallest.
+
+The push, pop and replace are inlined into their caller's code (``inline="always"``): the HNSW walk runs them in
+its hottest loop, where a call per operation would cost more than the operation.
 """
 
 from __future__ import annotations
 
 from numba import njit
 
+inline = njit(cache=True, inline="always")
 
-@njit(cache=True)
+
+@inline
 def sift_down(keys, items, i, size) -> None:
     """Restore the max-heap order of keys[:size] below position i; items move with their keys."""
     key, item = keys[i], items[i]
@@ -31,13 +36,19 @@ def sift_down(keys, items, i, size) -> None:
     items[i] = item
 
 
+@inline
+def replace_top(keys, items, size, key, item) -> None:
+    """Drop the largest of keys[:size] and insert (key, item) in its place (the heap keeps its size)."""
+    keys[0] = key
+    items[0] = item
+    sift_down(keys, items, 0, size)
+
+
 @njit(cache=True)
 def offer(keys, items, key, item) -> None:
     """Keep (key, item) if it beats the worst of the k kept (a full k-best heap): it takes the root's place."""
     if key < keys[0]:
-        keys[0] = key
-        items[0] = item
-        sift_down(keys, items, 0, keys.shape[0])
+        replace_top(keys, items, keys.shape[0], key, item)
 
 
 @njit(cache=True)
@@ -59,7 +70,7 @@ def heap_sort(keys, items) -> None:
             j -= 1
 
 
-@njit(cache=True)
+@inline
 def heap_push(keys, items, size, key, item) -> int:
     """Push (key, item) on the max-heap held in keys[:size] / items[:size]; returns the new size."""
     i = size
@@ -75,7 +86,7 @@ def heap_push(keys, items, size, key, item) -> int:
     return size + 1
 
 
-@njit(cache=True)
+@inline
 def heap_pop(keys, items, size) -> tuple:
     """Pop the largest; returns (key, item, new size)."""
     top_key, top_item = keys[0], items[0]
