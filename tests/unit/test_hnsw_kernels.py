@@ -1,5 +1,5 @@
-"""HNSW kernels (kernels/graph.py) against NumPy references: distances, the result set's drain, visited epochs, the neighbour
-selection heuristic, link pruning, one layer's search, and the invariants of a graph built in parallel."""
+"""HNSW kernels (kernels/graph.py) against NumPy references: distances, the result set's drain, visited epochs,
+the neighbour selection heuristic, link pruning, one layer's search, and the invariants of a graph built in parallel."""
 
 from __future__ import annotations
 

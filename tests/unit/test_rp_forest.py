@@ -8,12 +8,12 @@ import numba
 import numpy as np
 import pytest
 
-from tests.conftest import clustered
 from lookalike.errors import InvalidParameterError
-from lookalike.index.flat import FlatIndex
 from lookalike.index import rp_forest
+from lookalike.index.flat import FlatIndex
 from lookalike.index.rp_forest import RPForestIndex
 from lookalike.kernels import trees
+from tests.conftest import clustered
 
 pytestmark = pytest.mark.unit
 
