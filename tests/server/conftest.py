@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .support import API_KEY, ServerThread, build_catalog, pick_embedder
+from .support import API_KEY, ITEMS_DIM, ServerThread, build_catalog, pick_embedder
 
 LIMITS = {"max_upload_bytes": 300_000, "max_body_bytes": 2_000_000, "max_image_pixels": 4_000_000}
 
@@ -27,6 +27,24 @@ def serve(db, **options):
     from lookalike.server import create_app
 
     return ServerThread(create_app(db, **{"api_key": API_KEY, **LIMITS, **options})).start()
+
+
+@pytest.fixture(scope="session")
+def items_db(tmp_path_factory):
+    """A database with one small collection, ``items`` (300 x 8, l2, HNSW; metadata with a non-ASCII value), for
+    the query lanes' tests."""
+    import numpy as np
+
+    from lookalike import Database
+
+    path = tmp_path_factory.mktemp("items") / "db"
+    rng = np.random.default_rng(0)
+    with Database(path) as db:
+        col = db.create_collection("items", dim=ITEMS_DIM)
+        col.add(list(range(300)), rng.normal(size=(300, ITEMS_DIM)).astype(np.float32),
+                [{"group": "é" if i % 2 else "b", "n": i} for i in range(300)])
+        col.create_index("hnsw", M=8)
+    return path
 
 
 @pytest.fixture(scope="session")

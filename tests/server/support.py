@@ -149,6 +149,28 @@ def build_catalog(db_path: Path, embedder, n: int = N_ITEMS, with_ivf: bool = Tr
     return vectors
 
 
+ITEMS_DIM = 8  # the dimension of the ``items_db`` fixture's collection
+
+
+class CountingApp:
+    """An ASGI app counting the HTTP requests that reach it (``app`` beneath it; its ``state`` shown through)."""
+
+    def __init__(self, app):
+        self.app, self.state, self.calls = app, getattr(app, "state", None), 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            self.calls += 1
+        await self.app(scope, receive, send)
+
+
+def query_body(vectors, **fields) -> dict:
+    """A POST .../query body: the vectors encoded, k=5, ``fields`` added."""
+    from lookalike.server.protocol import encode_array
+
+    return {"vectors": encode_array(np.asarray(vectors, dtype=np.float32)), "k": 5, **fields}
+
+
 class ServerThread:
     """uvicorn serving ``app`` (behind the query fast lane and with the server's HTTP protocol, as ``lookalike
     serve``) on 127.0.0.1 at a free port, in a daemon thread; ``stop()`` shuts it down.  ``lane=False``: ``app``

@@ -9,49 +9,19 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from lookalike import Database
 from lookalike.server import create_app
 from lookalike.server.fast_lane import QueryFastLane
-from lookalike.server.protocol import encode_array
 
-DIM = 8
-
-
-class CountingApp:
-    """The full app, counting the requests that reach it."""
-
-    def __init__(self, app):
-        self.app, self.state, self.calls = app, app.state, 0
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            self.calls += 1
-        await self.app(scope, receive, send)
+from .support import ITEMS_DIM, CountingApp, query_body
 
 
 @pytest.fixture(scope="module")
-def db_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("lane") / "db"
-    rng = np.random.default_rng(0)
-    with Database(path) as db:
-        col = db.create_collection("items", dim=DIM)
-        col.add(list(range(200)), rng.normal(size=(200, DIM)).astype(np.float32),
-                [{"group": "é" if i % 2 else "b", "n": i} for i in range(200)])
-        col.create_index("hnsw", M=8)
-    return path
-
-
-@pytest.fixture(scope="module")
-def clients(db_path):
+def clients(items_db):
     """(lane client, the counting full app behind it, a client of the full app alone)."""
-    app = create_app(db_path, max_body_bytes=100_000)
+    app = create_app(items_db, max_body_bytes=100_000)
     counting = CountingApp(app)
-    with TestClient(QueryFastLane(counting)) as lane, TestClient(create_app(db_path, max_body_bytes=100_000)) as full:
+    with TestClient(QueryFastLane(counting)) as lane, TestClient(create_app(items_db, max_body_bytes=100_000)) as full:
         yield lane, counting, full
-
-
-def body(vectors, **fields):
-    return {"vectors": encode_array(np.asarray(vectors, dtype=np.float32)), "k": 5, **fields}
 
 
 QUERY = "/api/collections/items/query"
@@ -62,8 +32,8 @@ QUERY = "/api/collections/items/query"
 def test_the_lane_answers_a_query_as_the_full_app(clients, fields):
     lane, counting, full = clients
     rng = np.random.default_rng(1)
-    for shape in ((DIM,), (1, DIM), (3, DIM)):
-        payload = body(rng.normal(size=shape), **fields)
+    for shape in ((ITEMS_DIM,), (1, ITEMS_DIM), (3, ITEMS_DIM)):
+        payload = query_body(rng.normal(size=shape), **fields)
         before = counting.calls
         got, want = lane.post(QUERY, json=payload), full.post(QUERY, json=payload)
         assert counting.calls == before  # answered in the lane
@@ -76,15 +46,15 @@ def test_the_lane_answers_a_query_as_the_full_app(clients, fields):
 
 
 @pytest.mark.parametrize("send", [
-    lambda c: c.post("/api/collections/nope/query", json=body(np.ones(DIM))),  # unknown collection
-    lambda c: c.post(QUERY, json=body(np.ones(DIM + 1))),  # wrong dimension
-    lambda c: c.post(QUERY, json=body(np.full(DIM, np.nan))),  # NaN
-    lambda c: c.post(QUERY, json={**body(np.ones(DIM)), "k": 0}),  # k <= 0
-    lambda c: c.post(QUERY, json={**body(np.ones(DIM)), "params": {"nprobe": 3}}),  # not the index's parameter
-    lambda c: c.post(QUERY, json={**body(np.ones(DIM)), "surprise": 1}),  # a field the schema refuses
+    lambda c: c.post("/api/collections/nope/query", json=query_body(np.ones(ITEMS_DIM))),  # unknown collection
+    lambda c: c.post(QUERY, json=query_body(np.ones(ITEMS_DIM + 1))),  # wrong dimension
+    lambda c: c.post(QUERY, json=query_body(np.full(ITEMS_DIM, np.nan))),  # NaN
+    lambda c: c.post(QUERY, json={**query_body(np.ones(ITEMS_DIM)), "k": 0}),  # k <= 0
+    lambda c: c.post(QUERY, json={**query_body(np.ones(ITEMS_DIM)), "params": {"nprobe": 3}}),  # not HNSW's
+    lambda c: c.post(QUERY, json={**query_body(np.ones(ITEMS_DIM)), "surprise": 1}),  # a field the schema refuses
     lambda c: c.post(QUERY, content=b"{not json", headers={"content-type": "application/json"}),
-    lambda c: c.post(QUERY, content=json.dumps(body(np.ones(DIM))), headers={"content-type": "text/plain"}),
-    lambda c: c.post(QUERY, json={**body(np.ones((50, DIM))), "pad": "x" * 200_000}),  # over the body limit
+    lambda c: c.post(QUERY, content=json.dumps(query_body(np.ones(ITEMS_DIM))), headers={"content-type": "text/plain"}),
+    lambda c: c.post(QUERY, json={**query_body(np.ones((50, ITEMS_DIM))), "pad": "x" * 200_000}),  # over the body limit
 ])
 def test_every_other_request_reaches_the_full_app_which_answers_as_before(clients, send):
     lane, counting, full = clients
@@ -95,14 +65,14 @@ def test_every_other_request_reaches_the_full_app_which_answers_as_before(client
     assert got.json() == want.json()
 
 
-def test_other_routes_and_a_cors_server_pass_through(db_path, clients):
+def test_other_routes_and_a_cors_server_pass_through(items_db, clients):
     lane, counting, _ = clients
     before = counting.calls
     assert lane.get("/api/health").status_code == 200
     assert lane.post("/api/collections/items/points/get", json={"ids": [1]}).json()["ids"] == [1]
     assert counting.calls == before + 2
-    cors = CountingApp(create_app(db_path, cors_origins=["http://shop.example"]))
+    cors = CountingApp(create_app(items_db, cors_origins=["http://shop.example"]))
     with TestClient(QueryFastLane(cors)) as client:
-        answer = client.post(QUERY, json=body(np.ones(DIM)), headers={"origin": "http://shop.example"})
+        answer = client.post(QUERY, json=query_body(np.ones(ITEMS_DIM)), headers={"origin": "http://shop.example"})
     assert answer.status_code == 200 and cors.calls == 1
     assert answer.headers["access-control-allow-origin"] == "http://shop.example"

@@ -13,54 +13,23 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from lookalike import Database
 from lookalike.server import create_app
 from lookalike.server.fast_lane import QueryFastLane
-from lookalike.server.protocol import encode_array
 
-from .support import ServerThread
+from .support import ITEMS_DIM, CountingApp, ServerThread, query_body
 
-DIM = 8
 QUERY = "/api/collections/items/query"
 
 
-class Counting:
-    """An ASGI app counting the HTTP requests that reach it (``.app``: the protocol finds the lane beneath)."""
-
-    def __init__(self, app):
-        self.app, self.state, self.calls = app, getattr(app, "state", None), 0
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            self.calls += 1
-        await self.app(scope, receive, send)
-
-
 @pytest.fixture(scope="module")
-def db_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("protocol") / "db"
-    rng = np.random.default_rng(0)
-    with Database(path) as db:
-        col = db.create_collection("items", dim=DIM)
-        col.add(list(range(300)), rng.normal(size=(300, DIM)).astype(np.float32),
-                [{"group": "é" if i % 2 else "b", "n": i} for i in range(300)])
-        col.create_index("hnsw", M=8)
-    return path
-
-
-@pytest.fixture(scope="module")
-def served(db_path):
+def served(items_db):
     """(server, the ASGI way's counter, the full app's counter, a client of the full app alone)."""
-    full = Counting(create_app(db_path))
-    asgi = Counting(QueryFastLane(full))
+    full = CountingApp(create_app(items_db))
+    asgi = CountingApp(QueryFastLane(full))
     server = ServerThread(asgi, lane=False).start()
-    with TestClient(create_app(db_path)) as alone:
+    with TestClient(create_app(items_db)) as alone:
         yield server, asgi, full, alone
     server.stop()
-
-
-def body(vectors, **fields) -> dict:
-    return {"vectors": encode_array(np.asarray(vectors, dtype=np.float32)), "k": 5, **fields}
 
 
 def comparable(answer: dict) -> dict:
@@ -74,7 +43,7 @@ def comparable(answer: dict) -> dict:
                                     {"include_metadata": False}, {"index": "flat"}])
 def test_a_single_query_is_answered_below_asgi_as_the_full_app_answers_it(served, fields):
     server, asgi, full, alone = served
-    payload = body(np.random.default_rng(1).normal(size=DIM), **fields)
+    payload = query_body(np.random.default_rng(1).normal(size=ITEMS_DIM), **fields)
     with httpx.Client(base_url=server.url) as client:
         client.post(QUERY, json=payload)  # the collection opened (a first query may go the ASGI way)
         before = asgi.calls
@@ -89,8 +58,8 @@ def test_a_single_query_is_answered_below_asgi_as_the_full_app_answers_it(served
 
 
 @pytest.mark.parametrize("payload", [
-    body(np.ones((3, DIM))),  # a batch: a worker thread's work
-    body(np.ones(DIM), with_recall=True),  # an exact search behind it
+    query_body(np.ones((3, ITEMS_DIM))),  # a batch: a worker thread's work
+    query_body(np.ones(ITEMS_DIM), with_recall=True),  # an exact search behind it
 ])
 def test_other_queries_go_the_asgi_way_and_are_answered_as_before(served, payload):
     server, asgi, full, alone = served
@@ -102,12 +71,12 @@ def test_other_queries_go_the_asgi_way_and_are_answered_as_before(served, payloa
 
 
 @pytest.mark.parametrize("send", [
-    lambda c: c.post("/api/collections/nope/query", json=body(np.ones(DIM))),  # unknown collection
-    lambda c: c.post(QUERY, json=body(np.ones(DIM + 1))),  # wrong dimension
-    lambda c: c.post(QUERY, json=body(np.full(DIM, np.inf))),  # inf
-    lambda c: c.post(QUERY, json={**body(np.ones(DIM)), "k": 0}),  # k <= 0
+    lambda c: c.post("/api/collections/nope/query", json=query_body(np.ones(ITEMS_DIM))),  # unknown collection
+    lambda c: c.post(QUERY, json=query_body(np.ones(ITEMS_DIM + 1))),  # wrong dimension
+    lambda c: c.post(QUERY, json=query_body(np.full(ITEMS_DIM, np.inf))),  # inf
+    lambda c: c.post(QUERY, json={**query_body(np.ones(ITEMS_DIM)), "k": 0}),  # k <= 0
     lambda c: c.post(QUERY, content=b"{not json", headers={"content-type": "application/json"}),
-    lambda c: c.post(QUERY + "?k=3", json=body(np.ones(DIM))),  # a query string: not plain
+    lambda c: c.post(QUERY + "?k=3", json=query_body(np.ones(ITEMS_DIM))),  # a query string: not plain
 ])
 def test_errors_and_unusual_requests_are_answered_by_the_full_app(served, send):
     server, asgi, full, alone = served
@@ -145,7 +114,8 @@ def test_pipelined_requests_are_answered_in_order(served):
     """Three requests in one write: a plain query (the lane), a batch (the ASGI way), a plain query again."""
     server, _, _, alone = served
     rng = np.random.default_rng(2)
-    payloads = [body(rng.normal(size=DIM)), body(rng.normal(size=(2, DIM))), body(rng.normal(size=DIM))]
+    payloads = [query_body(rng.normal(size=ITEMS_DIM)), query_body(rng.normal(size=(2, ITEMS_DIM))),
+                query_body(rng.normal(size=ITEMS_DIM))]
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"".join(raw_request(QUERY, json.dumps(p).encode()) for p in payloads))
         answers = read_responses(sock, 3)
@@ -156,7 +126,7 @@ def test_pipelined_requests_are_answered_in_order(served):
 
 def test_a_chunked_body_and_an_expected_continue_go_the_asgi_way(served):
     server, asgi, _, alone = served
-    payload = json.dumps(body(np.ones(DIM))).encode()
+    payload = json.dumps(query_body(np.ones(ITEMS_DIM))).encode()
     chunked = (b"POST " + QUERY.encode() + b" HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
                b"transfer-encoding: chunked\r\n\r\n" + b"%x\r\n" % len(payload) + payload + b"\r\n0\r\n\r\n")
     want = comparable(alone.post(QUERY, content=payload, headers={"content-type": "application/json"}).json())
@@ -187,14 +157,14 @@ class _Prefixed:
         return self.sock.recv(size)
 
 
-def test_a_query_of_a_busy_collection_is_answered_once_the_write_is_done(db_path):
+def test_a_query_of_a_busy_collection_is_answered_once_the_write_is_done(items_db):
     """A query that would wait (a write holds the collection) is not answered on the event loop: it goes to a
     worker thread, and the server keeps answering other requests meanwhile."""
-    app = create_app(db_path)
+    app = create_app(items_db)
     server = ServerThread(app).start()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            payload = body(np.ones(DIM))
+            payload = query_body(np.ones(ITEMS_DIM))
             first = client.post(QUERY, json=payload).json()
             handle = app.state.lookalike.handle("items")
             collection = handle.collection
