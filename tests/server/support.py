@@ -174,9 +174,9 @@ def query_body(vectors, **fields) -> dict:
 class ServerThread:
     """uvicorn serving ``app`` (behind the query fast lane and with the server's HTTP protocol, as ``lookalike
     serve``) on 127.0.0.1 at a free port, in a daemon thread; ``stop()`` shuts it down.  ``lane=False``: ``app``
-    already has its lane (a test wrapping it)."""
+    already has its lane (a test wrapping it); ``access_log``: uvicorn logs every request (``--access-log``)."""
 
-    def __init__(self, app, *, lane: bool = True):
+    def __init__(self, app, *, lane: bool = True, access_log: bool = False):
         import uvicorn
 
         from lookalike.server.fast_lane import QueryFastLane
@@ -191,7 +191,7 @@ class ServerThread:
         self.socket.bind(("127.0.0.1", 0))
         self.port = self.socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5, access_log=False,
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5, access_log=access_log,
                                 http=LaneHttpProtocol)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)

@@ -180,3 +180,17 @@ def test_a_query_of_a_busy_collection_is_answered_once_the_write_is_done(items_d
             assert comparable(answers[0].json()) == comparable(first)
     finally:
         server.stop()
+
+
+def test_with_the_access_log_every_query_goes_the_asgi_way(items_db):
+    """uvicorn logs a request as its ASGI cycle answers it: with ``--access-log`` the lane steps aside."""
+    asgi = CountingApp(QueryFastLane(create_app(items_db)))
+    server = ServerThread(asgi, lane=False, access_log=True).start()
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            client.post(QUERY, json=query_body(np.ones(ITEMS_DIM)))
+            before = asgi.calls
+            assert client.post(QUERY, json=query_body(np.ones(ITEMS_DIM))).status_code == 200
+        assert asgi.calls == before + 1
+    finally:
+        server.stop()
