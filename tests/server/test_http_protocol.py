@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -94,17 +95,24 @@ def raw_request(path: str, payload: bytes, *, extra: bytes = b"") -> bytes:
             + extra + b"content-length: %d\r\n\r\n" % len(payload) + payload)
 
 
-def read_responses(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
+def read_responses(sock, count: int) -> list[tuple[int, bytes]]:
     """``count`` HTTP responses (status, body) read from ``sock``, each sized by its content-length."""
     data, answers = b"", []
+
+    def more() -> bytes:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection before a whole response")
+        return chunk
+
     while len(answers) < count:
         while b"\r\n\r\n" not in data:
-            data += sock.recv(65536)
+            data += more()
         head, data = data.split(b"\r\n\r\n", 1)
         lines = head.split(b"\r\n")
         length = next(int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length:"))
         while len(data) < length:
-            data += sock.recv(65536)
+            data += more()
         answers.append((int(lines[0].split()[1]), data[:length]))
         data = data[length:]
     return answers
@@ -194,3 +202,27 @@ def test_with_the_access_log_every_query_goes_the_asgi_way(items_db):
         assert asgi.calls == before + 1
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("payload, rows", [(query_body(np.ones(ITEMS_DIM)), 1),  # the lane's
+                                           (query_body(np.ones((2, ITEMS_DIM))), 2)])  # the ASGI way's
+def test_a_query_still_being_sent_when_the_server_stops_is_answered_then_closed(items_db, payload, rows):
+    """A stop closes idle connections at once; one whose query body is half sent gets its answer (below ASGI or
+    through it), then the connection closes."""
+    server = ServerThread(create_app(items_db)).start()
+    content = json.dumps(payload).encode()
+    request = raw_request(QUERY, content)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /api/health HTTP/1.1\r\nhost: test\r\n\r\n")
+        assert read_responses(sock, 1)[0][0] == 200
+        sock.sendall(request[:-10])  # the headers and most of the body
+        stopping = threading.Thread(target=server.stop)
+        stopping.start()
+        time.sleep(0.5)  # the server is stopping, waiting for this connection
+        sock.sendall(request[-10:])
+        [(status, answer)] = read_responses(sock, 1)
+        assert status == 200 and len(json.loads(answer)["ids"]) == rows
+        assert sock.recv(1) == b""  # then closed
+        stopping.join(15)
+    assert not stopping.is_alive()
+

@@ -66,6 +66,7 @@ class LaneHttpProtocol(HttpToolsProtocol):
         super().connection_made(_OneWriteTransport(transport, self.loop))
         self._lane = _lane_of(self.app)
         self._lane_query: tuple[str, int, bytearray] | None = None  # (collection, announced length, body so far)
+        self._close_after_answer = False  # the server is stopping: the query being read is answered, then closed
 
     def on_headers_complete(self) -> None:
         self._lane_query = self._plain_query()
@@ -89,6 +90,16 @@ class LaneHttpProtocol(HttpToolsProtocol):
             return
         self.transport.write(self._response(content))
         self.on_response_complete()  # uvicorn's own end of a response: the request counted, keep-alive armed
+        if self._close_after_answer:
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """The server is stopping: a query whose body is still being read is answered first (as uvicorn lets a
+        request under way finish), then its connection is closed."""
+        if self._lane_query is None:
+            super().shutdown()
+        else:
+            self._close_after_answer = True
 
     def _plain_query(self) -> tuple[str, int, bytearray] | None:
         """(collection, announced length, an empty body) if the request whose headers were just parsed is one the
@@ -108,6 +119,8 @@ class LaneHttpProtocol(HttpToolsProtocol):
         """Hand the request, whole, to uvicorn as its parser would have: the cycle made, the body given, the end
         of the message told (the ASGI task starts with the cycle)."""
         super().on_headers_complete()
+        if self._close_after_answer:
+            self.cycle.keep_alive = False  # uvicorn closes the connection after this response
         if body:
             super().on_body(bytes(body))
         super().on_message_complete()
