@@ -104,16 +104,24 @@ class LaneHttpProtocol(HttpToolsProtocol):
     def _plain_query(self) -> tuple[str, int, bytearray] | None:
         """(collection, announced length, an empty body) if the request whose headers were just parsed is one the
         lane may answer: a plain query, on a connection with nothing else under way."""
-        if (self._lane is None or self.config.access_log or self.expect_100_continue
-                or self.limit_concurrency is not None or self.pipeline
-                or (self.cycle is not None and not self.cycle.response_complete)
-                or self.flow.write_paused or self.parser.get_http_version() != "1.1"
-                or not self.parser.should_keep_alive() or self.parser.should_upgrade()
-                or b"?" in self.url or b"%" in self.url or b"transfer-encoding" in dict(self.headers)):
+        if self._lane is None or not self._nothing_else_under_way() or not self._plain_http():
             return None
         name, length = self._lane.plain_query(self.parser.get_method().decode("ascii"),
                                               self.root_path + self.url.decode("latin-1"), self.headers)
         return None if name is None else (name, length, bytearray())
+
+    def _nothing_else_under_way(self) -> bool:
+        """No earlier request of the connection still being answered, no write backed up, no concurrency limit
+        for uvicorn to enforce, no access log (uvicorn writes it as its cycles answer)."""
+        return not (self.config.access_log or self.limit_concurrency is not None or self.pipeline
+                    or (self.cycle is not None and not self.cycle.response_complete) or self.flow.write_paused)
+
+    def _plain_http(self) -> bool:
+        """HTTP/1.1 kept alive, no upgrade, no 100-continue, a path without query string or escapes, a body sized
+        by its content-length."""
+        return (self.parser.get_http_version() == "1.1" and self.parser.should_keep_alive()
+                and not self.parser.should_upgrade() and not self.expect_100_continue
+                and b"?" not in self.url and b"%" not in self.url and b"transfer-encoding" not in dict(self.headers))
 
     def _the_asgi_way(self, body: bytearray) -> None:
         """Hand the request, whole, to uvicorn as its parser would have: the cycle made, the body given, the end
