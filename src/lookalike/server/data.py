@@ -163,6 +163,7 @@ def _cheap(handle, body: QueryRequest, n_queries: int) -> bool:
 
 
 def _asking(handle, vectors, k: int, body: QueryRequest):
+    """The query as a call (``search.answer_quickly`` / ``answer_at_once`` decide where it runs)."""
     def ask():
         return query_collection(handle, vectors, k, index=body.index, params=body.params, where=body.where,
                                 with_recall=body.with_recall, include_metadata=body.include_metadata)
@@ -170,6 +171,7 @@ def _asking(handle, vectors, k: int, body: QueryRequest):
 
 
 def _answer(state: ServerState, name: str, body: QueryRequest, result, index: str, n_queries: int) -> dict[str, Any]:
+    """The JSON answer (``QueryResponse``) of a query's result; the search counted in the metrics."""
     state.metrics.searched(name, index, "query", result.stats["search_ms"] / 1000, n_queries)
     return {
         "ids": result.ids.tolist(),
