@@ -13,6 +13,12 @@ A build must not stop the search page, so it never touches the serving ``Collect
    new index files and catches up with writes made since) outside the lock; then the handle swaps it in under the
    lock, in microseconds.  ``GET /index`` reports the state and the build time all along.
 
+Several server processes over one database (``lookalike serve --workers N``) share each collection's build status
+(``SharedStatus``): the process running a build holds a lock file beside the collection's files for its whole run,
+so no other process starts a second build of it, and writes the status to a JSON file there, which every process
+answers ``GET .../index`` from.  A status that says "building" while nobody holds the lock is a build whose
+process ended before it did: it is reported failed.
+
 A sharded collection (``lookalike.distributed``) has no files here to build from: its worker thread calls
 ``create_index(..., online=True)``, which builds in Ray actors beside the shards (over the same shard directories)
 while the shards keep answering, then has every shard reload its files.  The thread only waits for that, then warms
@@ -21,6 +27,7 @@ the new index and updates the handle; it needs no swap, since the shared collect
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -34,7 +41,6 @@ from typing import Any, Protocol
 from ..errors import InvalidParameterError, LookalikeError
 from ..index.registry import from_config
 from .errors import BuildInProgressError
-
 
 
 class BuildTarget(Protocol):
@@ -65,6 +71,78 @@ log = logging.getLogger("lookalike.server")
 IDLE, BUILDING, DONE, FAILED = "idle", "building", "done", "failed"
 STDERR_TAIL = 2000  # characters of a failed build's stderr kept in its status
 SHUTDOWN_WAIT_S = 60.0  # how long shutdown waits for a sharded build (its actors cannot be told to stop midway)
+STATUS_FILE = "build-status.json"  # beside a collection's files: its last build's status, for every server process
+LOCK_FILE = "build.lock"  # held (flock) by the server process running the collection's build, while it runs
+
+
+class SharedStatus:
+    """One collection's build status as every server process of its database sees it (see the module's text)."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self._held = None  # the lock file, open, while this process holds it
+
+    def acquire(self) -> bool:
+        """Take the build lock; False if another process holds it.  A directory that cannot hold the lock file
+        (read only) shares nothing: the build goes on, as it would in a single process."""
+        try:
+            handle = open(self.directory / LOCK_FILE, "a+")
+        except OSError:
+            return True
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._held = handle
+        return True
+
+    def release(self) -> None:
+        if self._held is not None:
+            self._held.close()  # closing the file releases its lock
+            self._held = None
+
+    def held_elsewhere(self) -> bool:
+        """Whether another process holds the build lock (a build of this collection runs there)."""
+        if self._held is not None:
+            return False
+        try:
+            handle = open(self.directory / LOCK_FILE, "a+")
+        except OSError:
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False  # closing the file releases the lock just taken
+
+    def write(self, status: dict[str, Any]) -> None:
+        """Publish ``status`` (whole: written aside, then renamed over the last)."""
+        aside = self.directory / f".{STATUS_FILE}.{os.getpid()}"
+        try:
+            aside.write_text(json.dumps(status, default=str))
+            os.replace(aside, self.directory / STATUS_FILE)
+        except OSError as exc:  # a status other processes cannot read; the build itself goes on
+            log.warning("could not write the build status of %s: %s", self.directory, exc)
+
+    def read(self) -> dict[str, Any] | None:
+        """The last status published, None if none; a build said to run whose lock nobody holds is reported failed
+        (its process ended first)."""
+        status = self._read()
+        if status is None or status.get("state") != BUILDING or self.held_elsewhere():
+            return status
+        status = self._read()  # it may have finished between the two looks
+        if status is not None and status.get("state") == BUILDING:
+            status.update(state=FAILED, error={"type": "BuildAbandoned", "message": "the server process running "
+                                               "this build ended before the build did"})
+        return status
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.directory / STATUS_FILE).read_text())
+        except (OSError, ValueError):
+            return None
 
 
 class BuildManager:
@@ -76,14 +154,25 @@ class BuildManager:
         self._status: dict[str, dict[str, Any]] = {}
         self._processes: dict[str, subprocess.Popen] = {}
         self._threads: dict[str, threading.Thread] = {}
+        self._shared: dict[str, SharedStatus] = {}  # collection -> its shared status, while this process builds it
 
     def status(self, handle: "BuildTarget") -> dict[str, Any]:
+        """The last build's status: this process's own while it runs one, else the newest of its own and the one
+        every process shares (another worker may have built it since)."""
         with self._lock:
             status = dict(self._status.get(handle.name) or {"state": IDLE})
         with handle.lock:
             col = handle.collection
+            if status["state"] != BUILDING and not handle.sharded:
+                shared = SharedStatus(col.directory).read()
+                if shared is not None and shared.get("started_at", "") >= status.get("started_at", ""):
+                    status = shared
             status.update(collection=handle.name, indexes=col.indexes, default_index=col.default_index)
         return status
+
+    def building_elsewhere(self, handle: "BuildTarget") -> bool:
+        """Whether another server process over this database is building an index of ``handle``'s collection."""
+        return not handle.sharded and SharedStatus(handle.collection.directory).held_elsewhere()
 
     def start(self, handle: "BuildTarget", index_type: str, params: dict[str, Any], default: bool = True,
               ) -> dict[str, Any]:
@@ -100,11 +189,22 @@ class BuildManager:
                     f"a {running['type']!r} build of {handle.name!r} is running since {running['started_at']}: "
                     "wait for it (GET .../index) before starting another"
                 )
+            shared = None if handle.sharded else SharedStatus(col.directory)
+            if shared is not None and not shared.acquire():
+                other = shared.read() or {}
+                raise BuildInProgressError(
+                    f"a {other.get('type', 'new')!r} build of {handle.name!r} is running in another server process "
+                    f"since {other.get('started_at', 'a moment ago')}: wait for it (GET .../index) before starting "
+                    "another"
+                )
             self._status[handle.name] = {
                 "state": BUILDING, "type": index_type, "params": params, "default": default,
                 "started_at": _now_iso(), "finished_at": None, "build_s": None, "total_s": None, "count": None,
                 "error": None,
             }
+            if shared is not None:
+                self._shared[handle.name] = shared
+                shared.write(self._status[handle.name])
             handle.building = index_type
             thread = threading.Thread(target=self._run, args=(handle, index_type, params, default),
                                       name=f"build-{handle.name}", daemon=True)
@@ -151,6 +251,10 @@ class BuildManager:
         with self._lock:
             self._status[handle.name].update(outcome)
             self._processes.pop(handle.name, None)
+            shared = self._shared.pop(handle.name, None)
+            if shared is not None:  # published, then the lock let go: no process sees a build without an outcome
+                shared.write(self._status[handle.name])
+                shared.release()
         log.info("build %s/%s: %s", handle.name, index_type, outcome["state"])
         self.state.metrics.built(handle.name, index_type, outcome["state"], outcome.get("build_s"))
 

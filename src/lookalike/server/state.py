@@ -240,10 +240,10 @@ class ServerState:
         its handle get a 404 once they take its lock."""
         handle = self.handle(name)
         with handle.lock.alone():
-            if handle.building is not None:
+            if handle.building is not None or self.builds.building_elsewhere(handle):
                 raise BuildInProgressError(
-                    f"a {handle.building!r} index of {name!r} is being built: wait for it (GET .../index) before "
-                    "dropping the collection"
+                    f"a {handle.building or 'new'!r} index of {name!r} is being built: wait for it (GET .../index) "
+                    "before dropping the collection"
                 )
             with self._handles_lock:
                 handle.db.drop_collection(name)  # closes its SQLite connection; the directory is renamed away at once
