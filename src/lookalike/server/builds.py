@@ -106,16 +106,11 @@ class SharedStatus:
         """Whether another process holds the build lock (a build of this collection runs there)."""
         if self._held is not None:
             return False
-        try:
-            handle = open(self.directory / LOCK_FILE, "a+")
-        except OSError:
-            return False
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            return False  # closing the file releases the lock just taken
+        probe = SharedStatus(self.directory)
+        if not probe.acquire():
+            return True
+        probe.release()
+        return False
 
     def write(self, status: dict[str, Any]) -> None:
         """Publish ``status`` (whole: written aside, then renamed over the last)."""
