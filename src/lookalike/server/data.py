@@ -136,10 +136,10 @@ async def answer_query(state: ServerState, name: str, body: QueryRequest) -> dic
 def answer_query_now(state: ServerState, name: str, body: QueryRequest) -> dict[str, Any] | None:
     """``answer_query`` on the calling thread (the event loop) when the answer needs no waiting (the collection
     open, one vector, nothing holding it: ``search.answer_at_once``); else None, and nothing was done."""
-    vectors, k, n_queries = _checked_query(body)
     handle = state.open_handle(name)
-    if handle is None or not _cheap(handle, body, n_queries):
-        return None
+    if handle is None or not _cheap(handle, body, _declared_rows(body.vectors)):
+        return None  # decided before the vectors are decoded: a batch is decoded once, by the ASGI way
+    vectors, k, n_queries = _checked_query(body)
     answered = answer_at_once(handle, _asking(handle, vectors, k, body))
     return None if answered is None else _answer(state, name, body, *answered, n_queries)
 
@@ -155,6 +155,13 @@ def _checked_query(body: QueryRequest) -> tuple[Any, int, int]:
         raise InvalidInputError(f"{n_queries} queries x k={k} is over the limit of {MAX_QUERY_BATCH} queries and "
                                 f"{MAX_HITS} hits per request: send smaller batches")
     return vectors, k, n_queries
+
+
+def _declared_rows(vectors: Any) -> int:
+    """How many query vectors a request says it holds (an encoded array's shape; a list's length), undecoded."""
+    if isinstance(vectors, EncodedArray):
+        return 1 if len(vectors.shape) == 1 else vectors.shape[0]
+    return len(vectors)
 
 
 def _cheap(handle, body: QueryRequest, n_queries: int) -> bool:

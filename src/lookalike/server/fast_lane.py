@@ -80,8 +80,8 @@ class QueryFastLane:
         if match is None:
             return None, 0
         headers = dict(headers)
-        if headers.get(b"content-type", b"").lower() not in _JSON_TYPES:
-            return None, 0
+        if headers.get(b"content-type", b"").lower() not in _JSON_TYPES or b"transfer-encoding" in headers:
+            return None, 0  # not JSON, or a body not sized by its content-length alone
         length = headers.get(b"content-length", b"")
         if not length.isdigit() or not 0 < int(length) <= self.state.config.max_body_bytes:
             return None, 0

@@ -117,11 +117,11 @@ class LaneHttpProtocol(HttpToolsProtocol):
                     or (self.cycle is not None and not self.cycle.response_complete) or self.flow.write_paused)
 
     def _plain_http(self) -> bool:
-        """HTTP/1.1 kept alive, no upgrade, no 100-continue, a path without query string or escapes, a body sized
-        by its content-length."""
+        """HTTP/1.1 kept alive, no upgrade, no 100-continue, a path without query string or escapes (the lane
+        checks the headers: a body sized by its content-length alone)."""
         return (self.parser.get_http_version() == "1.1" and self.parser.should_keep_alive()
                 and not self.parser.should_upgrade() and not self.expect_100_continue
-                and b"?" not in self.url and b"%" not in self.url and b"transfer-encoding" not in dict(self.headers))
+                and b"?" not in self.url and b"%" not in self.url)
 
     def _the_asgi_way(self, body: bytearray) -> None:
         """Hand the request, whole, to uvicorn as its parser would have: the cycle made, the body given, the end
