@@ -8,7 +8,7 @@ from lookalike.cli import main
 
 
 def test_every_layer_is_measured(tmp_path, capsys):
-    assert main(["bench", "--layers", "synthetic:3000:16", "--queries", "40", "--runs", "1",
+    assert main(["bench", "--layers", "synthetic:3000:16", "--queries", "40", "--runs", "1", "--layers-window", "1",
                  "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "collection costs" in out and "reading every hit's metadata too" in out and "the server adds" in out

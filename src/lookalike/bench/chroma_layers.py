@@ -1,7 +1,7 @@
 """Chroma at the collection and HTTP layers, for ``lookalike bench --layers`` (run as a script by a Python that
 has chromadb; it imports nothing of lookalike).
 
-    python src/lookalike/bench/chroma_layers.py DATA.npz METRIC WORKDIR ROUNDS EF_SEARCH
+    python src/lookalike/bench/chroma_layers.py DATA.npz METRIC WORKDIR ROUNDS EF_SEARCH [WINDOW_S]
 
 DATA.npz holds ``train``, ``test`` and ``truth`` (the exact 10 nearest rows).  Chroma's HNSW (hnswlib inside) is
 built with M=16 (max_neighbors) and ef_construction=200 like lookalike's, ids and small metadata as in
@@ -31,25 +31,32 @@ col = chromadb.HttpClient(host="127.0.0.1", port=int(port)).get_collection(name)
 for q in queries[:20]:
     col.query(query_embeddings=[q], n_results=10, include=["metadatas", "distances"])
 print("ready", flush=True)
-sys.stdin.readline()  # every client starts at once
-start = time.time()
-for q in queries:
-    col.query(query_embeddings=[q], n_results=10, include=["metadatas", "distances"])
-print(json.dumps({"n": len(queries), "start": start, "end": time.time()}))
+start, end = map(float, sys.stdin.readline().split())  # the same window for every client
+time.sleep(max(0.0, start - time.time()))
+done = 0
+while True:
+    col.query(query_embeddings=[queries[done % len(queries)]], n_results=10, include=["metadatas", "distances"])
+    if time.time() > end:
+        break
+    done += 1
+print(json.dumps({"n": done}))
 """
+WINDOW_S = 3.0
 
 
-def run_together(procs) -> float:
-    """Clients that print "ready", wait for a line, then {"n", "start", "end"}: their queries per second together
-    (as lookalike.bench.layers.run_together: this script imports nothing of lookalike)."""
+def run_together(procs, seconds: float = WINDOW_S) -> float:
+    """Clients that print "ready", wait for "START END", query through that window and print {"n"}: their
+    queries per second together (as lookalike.bench.layers.run_together: this script imports nothing of
+    lookalike)."""
     for proc in procs:
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("a Chroma client failed before it was ready")
+    start = time.time() + 0.2
     for proc in procs:
-        proc.stdin.write("go\n")
+        proc.stdin.write(f"{start} {start + seconds}\n")
         proc.stdin.flush()
     outs = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
-    return sum(o["n"] for o in outs) / (max(o["end"] for o in outs) - min(o["start"] for o in outs))
+    return sum(o["n"] for o in outs) / seconds
 
 
 def recall(found, truth) -> float:
@@ -79,6 +86,7 @@ def main() -> None:
     import chromadb
 
     data_path, metric, workdir, rounds, ef = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    window = float(sys.argv[6]) if len(sys.argv) > 6 else WINDOW_S
     data = np.load(data_path)
     train, test, truth = data["train"], data["test"], data["truth"]
     space = {"l2": "l2", "cosine": "cosine", "dot": "ip"}[metric]
@@ -110,7 +118,7 @@ def main() -> None:
                 procs = [subprocess.Popen([sys.executable, "-c", CLIENT, str(port), "bench", data_path],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                          for _ in range(clients)]
-                qps = run_together(procs)
+                qps = run_together(procs, window)
                 row[f"http-{clients}"] = max(row.get(f"http-{clients}", 0.0), qps)
     finally:
         server.terminate()

@@ -136,6 +136,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                              "reaching recall@10 0.95, measured as the bare index, Collection.query, over HTTP with "
                              "one and four clients, beside hnswlib, faiss and (--chroma-python) Chroma; DATASETS: "
                              "comma-separated data set specs (default: fashion-mnist-784 and clustered 100k x 128)")
+    layers.add_argument("--layers-window", type=float, default=3.0, metavar="SECONDS",
+                        help="with --layers: how long the HTTP clients of each round query, all through one window")
     load = parser.add_argument_group("the server under load")
     load.add_argument("--load", default=None, metavar="DB[:COLLECTION]",
                       help="instead of the above: `lookalike serve` of DB on loopback, /search driven with text, "
@@ -143,7 +145,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                            "(default collection fashion-mnist)")
     load.add_argument("--load-url", default=None, metavar="URL",
                       help="with --load: a running server on a loopback address instead of starting one")
-    load.add_argument("--load-levels", default="1,4,16,32", metavar="LIST", help="concurrency levels (default 1,4,16,32)")
+    load.add_argument("--load-levels", default="1,4,16,32", metavar="LIST",
+                      help="concurrency levels (default 1,4,16,32)")
     load.add_argument("--load-requests", type=int, default=2500, metavar="N", help="requests per level at most")
     load.add_argument("--load-seconds", type=float, default=45.0, metavar="S", help="seconds per level at most")
     load.add_argument("--load-modes", default="text,vector,photo", metavar="LIST",
@@ -273,7 +276,7 @@ def _layers(args: argparse.Namespace) -> int:
     from .layers import measure_layers
 
     results = measure_layers(args.layers, queries=args.queries or 1000, rounds=args.runs,
-                             chroma_python=args.chroma_python)
+                             chroma_python=args.chroma_python, window=args.layers_window)
     return _print_and_save(args, "layers", results, f"{len(results)} data set(s) measured")
 
 

@@ -12,9 +12,10 @@ smallest value whose recall@10 reaches 0.95.  Then single-query and batch QPS (b
 
   index       HNSWIndex.search / IVFIndex.search (one query per call; a batch of all queries)
   collection  Collection.query, ids + metadata returned (made when first read: "+meta" reads them all)
-  http-1      lookalike.Client -> lookalike serve on loopback (one client, keep-alive)
-  http-4      four client processes at once, each sending every query, started together (and "http-4 2w":
-              against lookalike serve --workers 2)
+  http-1      lookalike.Client -> lookalike serve on loopback (one client, keep-alive), queries sent one at a
+              time through a window of 3 s
+  http-4      four client processes through one shared 3 s window, each sending queries one at a time (and
+              "http-4 2w": against lookalike serve --workers 2)
   zero-work   the same clients against a server that answers every query with one fixed answer
               (``zero_work_server``): the most one and four clients can get here, whatever a server does
   peers       hnswlib, faiss IndexHNSWFlat, faiss IndexIVFFlat (bare); Chroma PersistentClient (collection layer)
@@ -157,35 +158,44 @@ col = lookalike.Client(url).get_collection("bench")
 for q in queries[:20]:
     col.query(q, k=10, index=index, **{param: int(value)})
 print("ready", flush=True)
-sys.stdin.readline()  # every client starts at once
-start = time.time()
-for q in queries:
-    col.query(q, k=10, index=index, **{param: int(value)})
-print(json.dumps({"n": len(queries), "start": start, "end": time.time()}))
+start, end = map(float, sys.stdin.readline().split())  # the same window for every client
+time.sleep(max(0.0, start - time.time()))
+done = 0
+while True:
+    col.query(queries[done % len(queries)], k=10, index=index, **{param: int(value)})
+    if time.time() > end:
+        break
+    done += 1
+print(json.dumps({"n": done}))
 """
 
+WINDOW_S = 3.0  # how long every client of a round queries
 
-def http_qps(url: str, index: str, param: str, value: int, queries_file: Path, clients: int) -> float:
-    """Queries per second over ``clients`` processes, each sending every query one at a time, all started at
-    once (each waits, warmed up, for the same go): the total over the time from the first start to the last
-    end.  (Timing each client's own window and adding them up would count clients that did not overlap, their
-    start-ups being seconds apart, as if they had.)"""
+
+def http_qps(url: str, index: str, param: str, value: int, queries_file: Path, clients: int,
+             seconds: float = WINDOW_S) -> float:
+    """Queries per second over ``clients`` processes, each sending the queries one at a time, over and over,
+    through one window of time shared by all of them (as wrk and oha measure a server)."""
     procs = [subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, url, index, param, str(value), str(queries_file)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(clients)]
-    return run_together(procs)
+    return run_together(procs, seconds)
 
 
-def run_together(procs: list[subprocess.Popen]) -> float:
-    """Start client processes that each print "ready", wait for a line, then print {"n", "start", "end"}: the
-    queries per second of all of them together."""
+def run_together(procs: list[subprocess.Popen], seconds: float = WINDOW_S) -> float:
+    """Start client processes that each print "ready", wait for a line "START END" (epoch seconds), query from
+    START to END and print {"n": queries answered by END}: the queries per second of all of them together.
+
+    Every client runs through the whole window, so the figure is the rate at that many clients.  (Giving each
+    client a fixed number of queries instead ends the run with a tail in which the first clients are done and
+    fewer run: measured, the last one ended 85-245 ms after the first in runs of 0.9 s.)"""
     for proc in procs:
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("a benchmark client failed before it was ready")
+    start = time.time() + 0.2  # time for every client to read its line
     for proc in procs:
-        proc.stdin.write("go\n")
+        proc.stdin.write(f"{start} {start + seconds}\n")
         proc.stdin.flush()
     outputs = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
-    seconds = max(o["end"] for o in outputs) - min(o["start"] for o in outputs)
     return sum(o["n"] for o in outputs) / seconds
 
 
@@ -248,7 +258,8 @@ def run_dataset(name: str, args) -> dict:
 
     one_by_one = [q.reshape(1, -1) for q in queries]
     for _ in range(args.rounds):  # interleaved rounds; each measure keeps its best
-        for system, index, param, value in (("lookalike hnsw", hnsw, "ef", ef), ("lookalike ivf", ivf, "nprobe", nprobe)):
+        for system, index, param, value in (("lookalike hnsw", hnsw, "ef", ef),
+                                            ("lookalike ivf", ivf, "nprobe", nprobe)):
             row = rows[system]
             kwargs = {param: value}
             _best(row, "index single", qps_single(lambda q: index.search(q, K, **kwargs), one_by_one, 1))
@@ -284,7 +295,8 @@ def run_dataset(name: str, args) -> dict:
                     for system, param, value in (("lookalike hnsw", "ef", ef), ("lookalike ivf", "nprobe", nprobe)):
                         index = system.split()[1]
                         for clients, layer in layers:
-                            _best(rows[system], layer, http_qps(url, index, param, value, queries_file, clients))
+                            _best(rows[system], layer, http_qps(url, index, param, value, queries_file, clients,
+                                                                             args.window))
             finally:
                 server.terminate()
                 server.wait()
@@ -307,7 +319,8 @@ def measure_zero_work(answers_file: Path, queries_file: Path, ef: int, args) -> 
     try:
         for _ in range(args.rounds):
             for clients, layer in ((1, "http-1"), (4, "http-4")):
-                _best(row, layer, http_qps(f"http://127.0.0.1:{port}", "hnsw", "ef", ef, queries_file, clients))
+                _best(row, layer, http_qps(f"http://127.0.0.1:{port}", "hnsw", "ef", ef, queries_file, clients,
+                                                   args.window))
     finally:
         server.terminate()
         server.wait()
@@ -349,7 +362,7 @@ def run_chroma(python: str, dataset, truth, work: Path, args, ef: int) -> dict:
     data = work / "chroma-data.npz"
     np.savez(data, train=dataset.train, test=dataset.test, truth=truth)
     out = subprocess.run([python, str(HERE / "chroma_layers.py"), str(data), dataset.metric, str(work / "chroma"),
-                          str(args.rounds), str(ef)], capture_output=True, text=True)
+                          str(args.rounds), str(ef), str(args.window)], capture_output=True, text=True)
     if out.returncode != 0:
         print(out.stderr[-2000:], file=sys.stderr)
         return {}
@@ -410,13 +423,15 @@ DEFAULT_DATASETS = "fashion-mnist-784-euclidean,clustered-100k-128-cosine"
 
 
 def measure_layers(datasets: str = DEFAULT_DATASETS, *, queries: int = 1000, rounds: int = 3, port: int = 0,
-                   http: bool = True, chroma_python: str | None = None, progress=print) -> list[dict]:
+                   http: bool = True, chroma_python: str | None = None, window: float = WINDOW_S,
+                   progress=print) -> list[dict]:
     """Every layer of every data set (comma-separated: the two defaults, or any ``lookalike bench`` data set
-    spec); ``progress`` gets each data set's report as it is done."""
+    spec), the HTTP clients querying through windows of ``window`` seconds; ``progress`` gets each data set's
+    report as it is done."""
     import numba
 
     numba.set_num_threads(2)
-    args = argparse.Namespace(queries=queries, rounds=rounds, port=port, no_http=not http,
+    args = argparse.Namespace(queries=queries, rounds=rounds, port=port, no_http=not http, window=window,
                               chroma_python=chroma_python)
     results = []
     for name in datasets.split(","):
@@ -433,11 +448,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--port", type=int, default=8731)
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--window", type=float, default=WINDOW_S, help="seconds the HTTP clients query per round")
     parser.add_argument("--chroma-python", default=None, help="a Python with chromadb installed, to measure Chroma")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     results = measure_layers(args.datasets, queries=args.queries, rounds=args.rounds, port=args.port,
-                             http=not args.no_http, chroma_python=args.chroma_python,
+                             http=not args.no_http, chroma_python=args.chroma_python, window=args.window,
                              progress=lambda text: print(text, flush=True))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
