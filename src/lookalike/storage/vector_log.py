@@ -78,7 +78,8 @@ class VectorLog:
         self.dim = dim
         self.with_norms = with_norms
         self._mapped_rows = 0
-        self._maps: LogRows | None = None
+        self._maps: LogRows | None = None  # plain arrays over the mapped pages (see _map)
+        self._mappings: dict[str, np.memmap] = {}  # the mappings themselves, for madvise
 
     # ------------------------------------------------------------------ files
     def columns(self) -> dict[str, Column]:
@@ -135,16 +136,19 @@ class VectorLog:
                 capacity = self.capacity_rows() if attempt + 1 < MAP_ATTEMPTS else n
         else:
             raise StorageFormatError(f"{self.directory}: the vector log {self.generation} could not be mapped")
-        self._maps = LogRows(arrays["vectors"], arrays["labels"], arrays.get("norms"))
+        self._mappings = arrays
+        # readers get plain ndarray views of the mapped pages: slicing an np.memmap runs Python code (its
+        # __getitem__ and __array_finalize__, about 1 us a slice), and every query slices the store's vectors
+        # and labels; a plain view's .base is still the mapping (advise_random_reads finds it there)
+        views = {name: np.asarray(array) for name, array in arrays.items()}
+        self._maps = LogRows(views["vectors"], views["labels"], views.get("norms"))
         self._mapped_rows = capacity
 
     def release_pages(self, column: str) -> None:
         """Let this process's mapping of a column (``labels``, ``norms``) go from its memory: the pages stay in
         the page cache and come back on the next access.  After a pass over every label (opening a collection),
         only the few that hits need are touched again."""
-        maps = self._maps
-        array = None if maps is None else getattr(maps, column)
-        handle = getattr(array, "_mmap", None)
+        handle = getattr(self._mappings.get(column), "_mmap", None)
         if handle is not None:
             try:
                 handle.madvise(mmap.MADV_DONTNEED)
@@ -206,10 +210,10 @@ class VectorLog:
             path, width = column.path, column.width
             if path.exists() and path.stat().st_size != n * width:
                 os.truncate(path, n * width)
-        self._maps, self._mapped_rows = None, 0
+        self._maps, self._mappings, self._mapped_rows = None, {}, 0
 
     def remove(self) -> None:
-        self._maps, self._mapped_rows = None, 0
+        self._maps, self._mappings, self._mapped_rows = None, {}, 0
         for path in self.paths():
             path.unlink(missing_ok=True)
 
