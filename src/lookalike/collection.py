@@ -723,7 +723,9 @@ class Collection:
         flat = self._points.flat
         if path.exists():
             try:
-                index = Index.load(path, source=flat)
+                # mapped, not read: every process serving the database (``serve --workers N``) shares one copy of
+                # the index's pages; an index that takes writes copies an array on its first write to it
+                index = Index.load(path, source=flat, mmap=True, verify=True)
                 if index.owns_vectors:
                     raise StorageFormatError("saved with its own copy of the vectors (an older layout)")
                 stamp = index.stamp

@@ -96,6 +96,25 @@ def test_reopening_loads_every_index_beside_the_mapped_store_without_rebuilding(
     db.close()
 
 
+def test_reopened_indexes_are_mapped_from_their_files_and_still_take_writes(tmp_path, col):
+    col.create_index("hnsw", M=8)
+    col.release()
+    files = col.directory / "derived" / "hnsw"
+    saved = {f.name: f.read_bytes() for f in files.iterdir()}
+    db = Database(tmp_path / "db")
+    again = db.get_collection("c")
+    again.query(queries(1), 10, index="hnsw")
+    graph = again._indexes["hnsw"].index._graph()
+    assert all(mapped(part) for part in graph)  # one copy in the page cache, shared by every serving process
+    new = clustered(50, DIM, 3, seed=9)
+    again.add([f"new{i}" for i in range(50)], new)  # the graph takes them: its arrays copied on first write
+    again.delete(["p0", "p1"])
+    found = again.query(new, 1, index="hnsw", ef=64).ids[:, 0].tolist()
+    assert found == [f"new{i}" for i in range(50)]
+    assert {f.name: f.read_bytes() for f in files.iterdir()} == saved  # mapped read-only: the files untouched
+    db.close()
+
+
 def test_deletes_then_compaction_renumber_every_index_and_answers_stay_exact(tmp_path, col):
     q = queries()
     col.create_index("ivf", nlist=16)

@@ -520,10 +520,13 @@ class Index:
                 shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, mmap: bool = False, *, source: "Index | None" = None) -> "Index":
+    def load(cls, path: str | os.PathLike, mmap: bool = False, *, source: "Index | None" = None,
+             verify: bool = False) -> "Index":
         """Open a saved index; ``mmap=True`` maps the arrays read-only instead of reading them (copy on write).
         An index saved attached to a vector source loads only beside that source (same ``generation``).
-        A missing, foreign, truncated or corrupted file raises StorageFormatError."""
+        A missing, foreign, truncated or corrupted file raises StorageFormatError: every file's checksum is
+        verified, except, when mapped, files over MMAP_CRC_LIMIT (reading them whole is what mapping avoids)
+        unless ``verify``."""
         from .registry import get_index_class
 
         path = Path(path)
@@ -533,7 +536,8 @@ class Index:
             raise StorageFormatError(f"{path} holds a {manifest['type']!r} index, not a {cls.type_name!r} one")
         params = {k: v for k, v in manifest.items() if k not in _MANIFEST_KEYS}
         index = klass(manifest["dim"], manifest["metric"], **params)
-        arrays = {name: _read_npy(path / f"{name}.npy", meta, mmap) for name, meta in manifest["files"].items()}
+        arrays = {name: _read_npy(path / f"{name}.npy", meta, mmap, verify)
+                  for name, meta in manifest["files"].items()}
         n_rows = manifest["n_rows"]
         shared = manifest.get("source_generation") is not None
         if shared:
@@ -584,11 +588,11 @@ def _write_npy(file: Path, arr: np.ndarray) -> dict[str, Any]:
     return {"shape": list(arr.shape), "dtype": arr.dtype.str, "bytes": file.stat().st_size, "crc32": _crc32(file)}
 
 
-def _read_npy(file: Path, meta: dict[str, Any], mmap: bool) -> np.ndarray:
+def _read_npy(file: Path, meta: dict[str, Any], mmap: bool, verify: bool = False) -> np.ndarray:
     try:
         if file.stat().st_size != meta["bytes"]:
             raise StorageFormatError(f"{file} has {file.stat().st_size} bytes, the manifest says {meta['bytes']}")
-        if (not mmap or meta["bytes"] <= MMAP_CRC_LIMIT) and _crc32(file) != meta["crc32"]:
+        if (verify or not mmap or meta["bytes"] <= MMAP_CRC_LIMIT) and _crc32(file) != meta["crc32"]:
             raise StorageFormatError(f"{file} is corrupt: its checksum does not match the manifest")
         arr = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
     except StorageFormatError:
