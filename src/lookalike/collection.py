@@ -58,6 +58,7 @@ from .index.hnsw import HNSWIndex
 from .index.registry import from_config, get_index_class
 from .metrics import get_metric, normalize_rows, row_norms, similarity
 from .storage.sqlite import CollectionStore
+from .storage.vector_log import mapping_of
 from .store import FLAT, PointStore, Written
 from .tail import CONCURRENT_STEP_FACTOR, BackgroundIndexer, StepSize, search_with_tail, tail_limit, unindexed
 from .types import PAD_ID, CollectionResult, SearchResult
@@ -788,12 +789,10 @@ def advise_random_reads(array: np.ndarray) -> None:
     reads that page, not a read-ahead window around it.  Re-ranking reads a few scattered rows per query; with
     read-ahead a store larger than RAM would be pulled in nearly whole (measured: 4,000 random rows of a
     48 MiB store mapped 53 MiB with read-ahead, 19 MiB without).  No-op for arrays in memory."""
-    base = array
-    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
-        base = getattr(base, "base", None)
-    if base is not None:
+    mapping = mapping_of(array)
+    if mapping is not None:
         try:
-            base._mmap.madvise(mmap.MADV_RANDOM)
+            mapping.madvise(mmap.MADV_RANDOM)
         except (OSError, ValueError, AttributeError):
             pass
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lookalike import Database
+from lookalike.storage.vector_log import mapping_of
 from tests.conftest import clustered
 
 DIM = 16
@@ -27,9 +28,7 @@ def col(tmp_path):
 
 def mapped(array: np.ndarray) -> bool:
     """Whether ``array`` is a view of a memory mapping (the store hands out plain views of its mapped files)."""
-    while array is not None and not isinstance(array, np.memmap):
-        array = array.base
-    return array is not None
+    return mapping_of(array) is not None
 
 
 def test_the_store_hands_out_plain_arrays_over_its_mapped_files(col):

@@ -295,8 +295,8 @@ def run_dataset(name: str, args) -> dict:
                     for system, param, value in (("lookalike hnsw", "ef", ef), ("lookalike ivf", "nprobe", nprobe)):
                         index = system.split()[1]
                         for clients, layer in layers:
-                            _best(rows[system], layer, http_qps(url, index, param, value, queries_file, clients,
-                                                                             args.window))
+                            qps = http_qps(url, index, param, value, queries_file, clients, args.window)
+                            _best(rows[system], layer, qps)
             finally:
                 server.terminate()
                 server.wait()
@@ -319,8 +319,8 @@ def measure_zero_work(answers_file: Path, queries_file: Path, ef: int, args) -> 
     try:
         for _ in range(args.rounds):
             for clients, layer in ((1, "http-1"), (4, "http-4")):
-                _best(row, layer, http_qps(f"http://127.0.0.1:{port}", "hnsw", "ef", ef, queries_file, clients,
-                                                   args.window))
+                qps = http_qps(f"http://127.0.0.1:{port}", "hnsw", "ef", ef, queries_file, clients, args.window)
+                _best(row, layer, qps)
     finally:
         server.terminate()
         server.wait()

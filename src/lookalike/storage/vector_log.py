@@ -68,6 +68,13 @@ class Column:
         return self.dtype.itemsize * int(np.prod(self.row_shape))
 
 
+def mapping_of(array: np.ndarray | None) -> mmap.mmap | None:
+    """The memory mapping an array views (through its chain of bases), or None for an array in memory."""
+    while array is not None and not isinstance(getattr(array, "_mmap", None), mmap.mmap):
+        array = getattr(array, "base", None)
+    return None if array is None else array._mmap
+
+
 class VectorLog:
     """One generation of a collection's vector files.  Thread-safe for one appender and many readers: an append
     writes past every committed row, and a reader's view ends at the committed rows it was given."""
@@ -79,7 +86,6 @@ class VectorLog:
         self.with_norms = with_norms
         self._mapped_rows = 0
         self._maps: LogRows | None = None  # plain arrays over the mapped pages (see _map)
-        self._mappings: dict[str, np.memmap] = {}  # the mappings themselves, for madvise
 
     # ------------------------------------------------------------------ files
     def columns(self) -> dict[str, Column]:
@@ -136,10 +142,9 @@ class VectorLog:
                 capacity = self.capacity_rows() if attempt + 1 < MAP_ATTEMPTS else n
         else:
             raise StorageFormatError(f"{self.directory}: the vector log {self.generation} could not be mapped")
-        self._mappings = arrays
         # readers get plain ndarray views of the mapped pages: slicing an np.memmap runs Python code (its
         # __getitem__ and __array_finalize__, about 1 us a slice), and every query slices the store's vectors
-        # and labels; a plain view's .base is still the mapping (advise_random_reads finds it there)
+        # and labels; a plain view's .base is still the mapping (``mapping_of`` finds it there)
         views = {name: np.asarray(array) for name, array in arrays.items()}
         self._maps = LogRows(views["vectors"], views["labels"], views.get("norms"))
         self._mapped_rows = capacity
@@ -148,7 +153,7 @@ class VectorLog:
         """Let this process's mapping of a column (``labels``, ``norms``) go from its memory: the pages stay in
         the page cache and come back on the next access.  After a pass over every label (opening a collection),
         only the few that hits need are touched again."""
-        handle = getattr(self._mappings.get(column), "_mmap", None)
+        handle = None if self._maps is None else mapping_of(getattr(self._maps, column))
         if handle is not None:
             try:
                 handle.madvise(mmap.MADV_DONTNEED)
@@ -210,10 +215,10 @@ class VectorLog:
             path, width = column.path, column.width
             if path.exists() and path.stat().st_size != n * width:
                 os.truncate(path, n * width)
-        self._maps, self._mappings, self._mapped_rows = None, {}, 0
+        self._maps, self._mapped_rows = None, 0
 
     def remove(self) -> None:
-        self._maps, self._mappings, self._mapped_rows = None, {}, 0
+        self._maps, self._mapped_rows = None, 0
         for path in self.paths():
             path.unlink(missing_ok=True)
 
