@@ -1,26 +1,99 @@
-"""JSON over HTTP with nothing but the standard library: one keep-alive connection per thread, the API key on every
-request, and error answers turned back into lookalike's typed errors (``protocol.rebuild_error``).
+"""JSON over HTTP/1.1: one keep-alive connection per thread, the API key on every request, and error answers turned
+back into lookalike's typed errors (``protocol.rebuild_error``).
 
-``http.client`` rather than a third-party HTTP library keeps ``lookalike.Client`` free of dependencies beyond
-lookalike's own.  A request that fails because the server closed an idle keep-alive connection is sent once more on a
-fresh one; any other failure to reach the server raises ServerUnavailableError.
+Each request is written to the socket in one send (request line, headers and body together) and the answer is
+read with httptools, the C HTTP parser (llhttp) that lookalike's server already runs on.  The standard library's
+``http.client`` did the same job with two sends a request, a file object per answer and the headers parsed by
+the ``email`` package: measured on loopback against the same server, 182 us of the client's CPU a single query
+against 55 us for the socket and httptools alone, more than the server's own work (about 170 us).  Every client
+process, and on a small machine the server beside it, pays that.
+
+A request that fails because the server closed an idle keep-alive connection (nothing of an answer came back on a
+reused connection) is sent once more on a fresh one; any other failure to reach the server raises
+ServerUnavailableError.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
+import socket
+import ssl
 import threading
 import uuid
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import httptools
+
 from ..errors import InvalidInputError
 from ..server.protocol import ServerUnavailableError, rebuild_error
 
-# a server that closed the idle connection we reused: the request never reached it, so sending it again is safe
-_STALE_CONNECTION = (http.client.RemoteDisconnected, http.client.CannotSendRequest, ConnectionResetError,
-                     BrokenPipeError)
+RECEIVE_BYTES = 256 * 1024  # one recv; an answer of k=10 hits is about 1 KB, a batch's a few hundred KB
+
+
+class StaleConnection(Exception):
+    """The server closed the connection before any byte of the answer: an idle keep-alive connection it dropped."""
+
+
+class BrokenAnswer(OSError):
+    """The server closed the connection in the middle of its answer (the request reached it: never sent again)."""
+
+
+class Answer:
+    """httptools' callbacks for one response: its body, and whether the whole of it has arrived."""
+
+    __slots__ = ("parser", "body", "framed", "headers_done", "keep_alive", "complete")
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.body: list[bytes] = []
+        self.framed = False  # its length is known (Content-Length or chunked), so it does not end with the connection
+        self.headers_done = self.keep_alive = self.complete = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+        self.keep_alive = self.parser.should_keep_alive()  # read here: the parser forgets it once the answer ends
+
+    def on_body(self, data: bytes) -> None:
+        self.body.append(data)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+class Connection:
+    """One HTTP/1.1 connection: ``exchange`` sends a request and returns (status, body, keep-alive)."""
+
+    def __init__(self, host: str, port: int, *, https: bool, timeout: float):
+        sock = socket.create_connection((host, port), timeout=timeout)
+        # the request goes out in one send, so Nagle would only delay it (waiting for the ACK of the last answer)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if https:
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        self.sock = sock
+
+    def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
+        self.sock.sendall(request)
+        answer = Answer()
+        received = False
+        while not answer.complete:
+            data = self.sock.recv(RECEIVE_BYTES)
+            if not data:
+                if not received:
+                    raise StaleConnection()
+                if answer.headers_done and not answer.framed:  # an answer without a length ends with the connection
+                    return answer.parser.get_status_code(), b"".join(answer.body), False
+                raise BrokenAnswer("the server closed the connection in the middle of its answer")
+            received = True
+            answer.parser.feed_data(data)
+        return answer.parser.get_status_code(), b"".join(answer.body), answer.keep_alive
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class Transport:
@@ -30,11 +103,17 @@ class Transport:
             raise InvalidInputError(f"the server URL must be http(s)://host[:port][/prefix], got {url!r}")
         self.url = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         self._https = parts.scheme == "https"
-        self._host, self._port = parts.hostname, parts.port
+        self._host = parts.hostname
+        try:
+            self._port = parts.port or (443 if self._https else 80)
+        except ValueError:
+            raise InvalidInputError(f"the server URL has no valid port: {url!r}") from None
         self._prefix = parts.path.rstrip("/") + "/api"
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        host_header = parts.netloc.rpartition("@")[2]  # no user:password@ in the Host header
+        headers = {"Host": host_header, "Content-Type": "application/json", "Accept": "application/json"}
         if api_key:
-            self._headers["X-API-Key"] = api_key
+            headers["X-API-Key"] = api_key
+        self._headers = headers
         self.timeout = timeout
         self._local = threading.local()
 
@@ -62,25 +141,32 @@ class Transport:
         if isinstance(body, bytes):
             payload = body
         else:
-            payload = None if body is None else json.dumps(body, allow_nan=False, ensure_ascii=False).encode("utf-8")
+            payload = b"" if body is None else json.dumps(body, allow_nan=False, ensure_ascii=False).encode("utf-8")
+        request = self._head(method, path, headers or self._headers, len(payload)) + payload
         for attempt in range(2):
-            connection, reused = self._connection()
+            reused = getattr(self._local, "connection", None) is not None
             try:
-                connection.request(method, self._prefix + path, body=payload, headers=headers or self._headers)
-                response = connection.getresponse()
-                data = response.read()
-            except _STALE_CONNECTION as exc:
+                status, data, keep_alive = self._connection().exchange(request)
+            except (StaleConnection, BrokenPipeError, ConnectionResetError) as exc:
                 self.close_connection()
-                if reused and attempt == 0:
+                if reused and attempt == 0:  # the server dropped the idle connection: the request never reached it
                     continue
-                raise ServerUnavailableError(f"{method} {self.url}{path}: the connection was closed ({exc})") from None
-            except (OSError, http.client.HTTPException) as exc:
+                raise ServerUnavailableError(
+                    f"{method} {self.url}{path}: the connection was closed ({str(exc) or 'no answer'})") from None
+            except (OSError, httptools.HttpParserError) as exc:
                 self.close_connection()
                 raise ServerUnavailableError(f"cannot reach the lookalike server at {self.url}: {exc}") from None
-            if response.will_close:
+            if not keep_alive:
                 self.close_connection()
-            return self._answer(method, path, response.status, data)
+            return self._answer(method, path, status, data)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _head(self, method: str, path: str, headers: dict[str, str], length: int) -> bytes:
+        lines = [f"{method} {self._prefix}{path} HTTP/1.1"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        if length or method == "POST":
+            lines.append(f"Content-Length: {length}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def _answer(self, method: str, path: str, status: int, data: bytes) -> Any:
         try:
@@ -96,14 +182,12 @@ class Transport:
         return answer
 
     # ------------------------------------------------------------------------------------------------ connections
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+    def _connection(self) -> Connection:
         connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            return connection, True
-        klass = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        connection = klass(self._host, self._port, timeout=self.timeout)
-        self._local.connection = connection
-        return connection, False
+        if connection is None:
+            connection = Connection(self._host, self._port, https=self._https, timeout=self.timeout)
+            self._local.connection = connection
+        return connection
 
     def close_connection(self) -> None:
         """Close this thread's connection (the next request opens a new one)."""
