@@ -217,9 +217,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_serve_process(path, *, workers: int = 1, env: dict | None = None):
+def start_serve_process(path, *, workers: int | None = 1, env: dict | None = None):
     """``lookalike serve --db path`` in a process of its own on a free port (no API key), once it answers
-    /api/health: ``(process, url)``."""
+    /api/health: ``(process, url)``.  ``workers`` None leaves ``--workers`` at its default."""
     import subprocess
     import sys
 
@@ -227,8 +227,9 @@ def start_serve_process(path, *, workers: int = 1, env: dict | None = None):
 
     port = free_port()
     environment = {**os.environ, "LOOKALIKE_API_KEY": "", **(env or {})}
+    workers_flag = [] if workers is None else ["--workers", str(workers)]
     process = subprocess.Popen([sys.executable, "-m", "lookalike.cli", "serve", "--db", str(path), "--port",
-                                str(port), "--workers", str(workers), "--log-level", "warning"], env=environment,
+                                str(port), *workers_flag, "--log-level", "warning"], env=environment,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

@@ -173,7 +173,7 @@ def measure_page_filter(db: Path, name: str, *, n_queries: int = 200, seed: int 
     from .serving import free_port, start_lookalike
 
     port = free_port()
-    server = start_lookalike(db, port)
+    server = start_lookalike(db, port, workers=1)  # one process, as its recorded figures were measured
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}/api", timeout=60) as http:
             facets = http.get(f"/collections/{name}/facets").json()["facets"]

@@ -12,10 +12,10 @@ smallest value whose recall@10 reaches 0.95.  Then single-query and batch QPS (b
 
   index       HNSWIndex.search / IVFIndex.search (one query per call; a batch of all queries)
   collection  Collection.query, ids + metadata returned (made when first read: "+meta" reads them all)
-  http-1      lookalike.Client -> lookalike serve on loopback (one client, keep-alive), queries sent one at a
-              time through a window of 3 s
-  http-4      four client processes through one shared 3 s window, each sending queries one at a time (and
-              "http-4 2w": against lookalike serve --workers 2)
+  http-1      lookalike.Client -> lookalike serve on loopback as a user starts it (its default --workers: one
+              process per core), one client, keep-alive, queries sent one at a time through a window of 3 s
+  http-4      four client processes through one shared 3 s window, each sending queries one at a time
+              ("http-1 1w" and "http-4 1w": the same against lookalike serve --workers 1, one process)
   zero-work   the same clients against a server that answers every query with one fixed answer
               (``zero_work_server``): the most one and four clients can get here, whatever a server does
   peers       hnswlib, faiss IndexHNSWFlat, faiss IndexIVFFlat (bare); Chroma PersistentClient (collection layer)
@@ -283,8 +283,8 @@ def run_dataset(name: str, args) -> dict:
         queries_file = work / "queries.npy"
         np.save(queries_file, queries)
         answers_file = work / "answers.json"
-        for workers, layers in ((1, ((1, "http-1"), (4, "http-4"))), (2, ((4, "http-4 2w"),))):
-            port = args.port + workers if args.port else free_port()
+        for workers, layers in ((None, ((1, "http-1"), (4, "http-4"))), (1, ((1, "http-1 1w"), (4, "http-4 1w")))):
+            port = args.port + (workers or 0) if args.port else free_port()
             server = start_lookalike(str(work / "db"), port, workers=workers)
             try:
                 url = f"http://127.0.0.1:{port}"
@@ -373,7 +373,7 @@ def run_chroma(python: str, dataset, truth, work: Path, args, ef: int) -> dict:
 
 
 LAYERS = ["index single", "index batch", "collection single", "collection batch", "coll single+meta",
-          "coll batch+meta", "http-1", "http-4", "http-4 2w"]
+          "coll batch+meta", "http-1", "http-4", "http-1 1w", "http-4 1w"]
 
 
 def report(result: dict) -> str:
@@ -396,7 +396,7 @@ def report(result: dict) -> str:
             ("lookalike hnsw", "chroma", "coll single+meta", "collection single"),
             ("lookalike hnsw", "chroma", "http-1", "http-1"),
             ("lookalike hnsw", "chroma", "http-4", "http-4"),
-            ("lookalike hnsw", "chroma", "http-4 2w", "http-4")):
+            ("lookalike hnsw", "chroma", "http-4 1w", "http-4")):
         if ours in rows and peer in rows and layer_ours in rows[ours] and layer_peer in rows[peer]:
             ratios.append(f"{ours} {layer_ours} / {peer} {layer_peer}: "
                           f"{rows[ours][layer_ours] / rows[peer][layer_peer]:.2f}x")
@@ -411,7 +411,7 @@ def report(result: dict) -> str:
             added = 1000 / row["http-1"] - 1000 / row["collection single"]
             ratios.append(f"{system}: the server adds {added:.2f} ms per query (one client); four clients get "
                           f"{row.get('http-4', 0) / row['http-1']:.2f}x the QPS of one "
-                          f"({row.get('http-4 2w', 0) / row['http-1']:.2f}x with --workers 2)")
+                          f"(one process, --workers 1: {row.get('http-4 1w', 0) / row.get('http-1 1w', 1):.2f}x)")
     reference = rows.get(ZERO_WORK, {})
     if "http-1" in reference:
         ratios.append(f"{ZERO_WORK} (a fixed answer, no work: the clients' and the machine's limit): four clients get "

@@ -124,7 +124,7 @@ def measure_load(db: str | None, collection: str, *, url: str | None = None, lev
         base, api_key = url.rstrip("/"), None
     else:
         port = free_port()
-        proc = start_lookalike(db, port, api_key=API_KEY)
+        proc = start_lookalike(db, port, workers=1, api_key=API_KEY)  # one process, as its figures were measured
         base, api_key = f"http://127.0.0.1:{port}", API_KEY
     try:
         info = {c["name"]: c for c in httpx.get(f"{base}/api/collections").json()}

@@ -49,15 +49,17 @@ def wait_until(ready: Callable[[], bool], proc: subprocess.Popen, what: str, tim
     raise RuntimeError(f"{what} did not come up in {timeout:.0f} s")
 
 
-def start_lookalike(db: str | Path, port: int, *, workers: int = 1, api_key: str | None = None) -> subprocess.Popen:
-    """`lookalike serve --db DB --port PORT` on 127.0.0.1, returned once /api/health answers."""
+def start_lookalike(db: str | Path, port: int, *, workers: int | None = None,
+                    api_key: str | None = None) -> subprocess.Popen:
+    """`lookalike serve --db DB --port PORT` on 127.0.0.1, returned once /api/health answers and its processes
+    are settled; ``workers`` None serves as a user's plain `lookalike serve` does (its default --workers)."""
     import httpx
 
     env = user_env()
     if api_key:
         env["LOOKALIKE_API_KEY"] = api_key
     command = [sys.executable, "-m", "lookalike.cli", "serve", "--db", str(db), "--host", "127.0.0.1",
-               "--port", str(port), "--workers", str(workers)]
+               "--port", str(port)] + ([] if workers is None else ["--workers", str(workers)])
     # its log (one line per request) goes to a file: a pipe nobody reads would fill up and stall the server
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)

@@ -132,7 +132,7 @@ def _lookalike(work: Path, data: Path, base: np.ndarray, batch: int, alone_s: fl
             col.add([f"p{i}" for i in rows], base[s:s + 10_000], [{"row": i, "group": i % 10} for i in rows])
         col.create_index("hnsw", M=16, ef_construction=200)
     port = free_port()
-    server = start_lookalike(db_path, port)
+    server = start_lookalike(db_path, port, workers=1)  # one process, as its recorded figures were measured
     try:
         return _phases(sys.executable, "lookalike", f"http://127.0.0.1:{port}", work, data, batch, alone_s)
     finally:

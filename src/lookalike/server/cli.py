@@ -13,6 +13,10 @@ from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+AUTO_WORKERS = "auto"
+# `--workers auto` stops here: each process holds its own Python runtime, compiled kernels and embedders (100 MB to
+# 750 MB), and one server process already answers a few thousand queries a second
+MAX_AUTO_WORKERS = 4
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,9 +32,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="largest photo upload (default 10 MB)")
     parser.add_argument("--max-body-mb", type=float, default=32.0, help="largest JSON body (default 32 MB)")
     parser.add_argument("--no-query-log", action="store_true", help="do not record queries")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="server processes sharing the port and the database (SQLite WAL; each loads the "
-                             "indexes): searches run in parallel, one per core (default 1)")
+    parser.add_argument("--workers", type=parse_workers, default=AUTO_WORKERS,
+                        help="server processes sharing the port and the database (SQLite WAL, the index files "
+                             "mapped once): searches run in parallel, one per core. Default 'auto': one per usable "
+                             f"core, at most {MAX_AUTO_WORKERS} (1 on a sharded database); 1 = a single process")
     parser.add_argument("--no-preload", action="store_true",
                         help="start at once and load indexes and embedders on the first query instead")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -73,16 +78,15 @@ def run_serve(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * MiB), max_body_bytes=int(args.max_body_mb * MiB),
         query_log=not args.no_query_log, preload=not args.no_preload, ray_address=ray_address, n_shards=n_shards,
     )
+    from ..distributed.layout import MANIFEST
     from ..errors import LookalikeError
 
-    if args.workers < 1:
-        print("error: --workers must be >= 1", file=sys.stderr)
-        return 2
-    if args.workers > 1 and ray_address is not None:
+    sharded = ray_address is not None or (db_path / MANIFEST).is_file()
+    if args.workers != AUTO_WORKERS and args.workers > 1 and sharded:
         print("error: --workers serves a single-node database; a sharded one scales on Ray", file=sys.stderr)
         return 2
     try:
-        serve(config, args.host, args.port, log_level=args.log_level, workers=args.workers,
+        serve(config, args.host, args.port, log_level=args.log_level, workers=resolve_workers(args.workers, sharded),
               access_log=args.access_log)
     except (ImportError, LookalikeError) as exc:  # Ray missing, a shard count that does not match, ...
         print(f"error: {exc}", file=sys.stderr)
@@ -127,6 +131,37 @@ def serve(config, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_lev
           flush=True)
     uvicorn.run(QueryFastLane(app), host=host, port=port, log_level=log_level, server_header=False,
                 access_log=access_log, http=LaneHttpProtocol)
+
+
+def parse_workers(value: str) -> int | str:
+    """``--workers``: "auto" or a count >= 1."""
+    if value == AUTO_WORKERS:
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number, got {value!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {count}")
+    return count
+
+
+def resolve_workers(workers: int | str, sharded: bool = False) -> int:
+    """The process count ``--workers`` asks for: "auto" is one per core this process may run on, at most
+    MAX_AUTO_WORKERS, and 1 for a sharded database (its searches run in the Ray actors, not in the server)."""
+    if workers != AUTO_WORKERS:
+        return int(workers)
+    if sharded:
+        return 1
+    return max(1, min(MAX_AUTO_WORKERS, usable_cores()))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and taskset narrow), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 def prepare_database(db_path: Path, *, create: bool = False, ray_address: str | None = None,
