@@ -4,9 +4,9 @@ back into lookalike's typed errors (``protocol.rebuild_error``).
 Each request is written to the socket in one send (request line, headers and body together) and the answer is
 read with httptools, the C HTTP parser (llhttp) that lookalike's server already runs on.  The standard library's
 ``http.client`` did the same job with two sends a request, a file object per answer and the headers parsed by
-the ``email`` package: measured on loopback against the same server, 182 us of the client's CPU a single query
-against 55 us for the socket and httptools alone, more than the server's own work (about 170 us).  Every client
-process, and on a small machine the server beside it, pays that.
+the ``email`` package, and cost the client more CPU than the server's own work a query: measured on loopback
+against the same server, a single query took 225-249 us of the client's CPU with it and 133-148 us with this (the
+round trip 506-550 -> 366-461 us).  On a small machine a client's CPU is taken from the server beside it.
 
 A request that fails because the server closed an idle keep-alive connection (nothing of an answer came back on a
 reused connection) is sent once more on a fresh one; any other failure to reach the server raises
