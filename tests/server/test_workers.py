@@ -101,3 +101,16 @@ def serving_processes(pid: int) -> list:
 
     return [child for child in psutil.Process(pid).children(recursive=True)
             if "spawn_main" in " ".join(child.cmdline())]
+
+
+def test_several_workers_are_refused_on_a_sharded_database(tmp_path, capsys):
+    """A sharded database is searched in its Ray actors: `--workers 2` is refused before anything starts (`auto`
+    serves it from one process)."""
+    from lookalike.cli import main
+    from lookalike.distributed.layout import MANIFEST
+
+    path = tmp_path / "sharded"
+    path.mkdir()
+    (path / MANIFEST).write_text("{}")  # only its presence is read before the refusal
+    assert main(["serve", "--db", str(path), "--workers", "2"]) == 2
+    assert "scales on Ray" in capsys.readouterr().err

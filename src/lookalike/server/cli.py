@@ -78,16 +78,16 @@ def run_serve(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * MiB), max_body_bytes=int(args.max_body_mb * MiB),
         query_log=not args.no_query_log, preload=not args.no_preload, ray_address=ray_address, n_shards=n_shards,
     )
-    from ..distributed.layout import MANIFEST
     from ..errors import LookalikeError
+    from .opening import serves_sharded
 
-    sharded = ray_address is not None or (db_path / MANIFEST).is_file()
-    if args.workers != AUTO_WORKERS and args.workers > 1 and sharded:
+    sharded = serves_sharded(db_path, ray_address)
+    workers = resolve_workers(args.workers, sharded)
+    if workers > 1 and sharded:
         print("error: --workers serves a single-node database; a sharded one scales on Ray", file=sys.stderr)
         return 2
     try:
-        serve(config, args.host, args.port, log_level=args.log_level, workers=resolve_workers(args.workers, sharded),
-              access_log=args.access_log)
+        serve(config, args.host, args.port, log_level=args.log_level, workers=workers, access_log=args.access_log)
     except (ImportError, LookalikeError) as exc:  # Ray missing, a shard count that does not match, ...
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -54,7 +54,7 @@ class DatabaseOpener:
     def __init__(self, config: Any):  # a ServerConfig
         self.path = Path(config.db_path)
         self._shared = None
-        if config.ray_address is not None or (self.path / SHARDED_MANIFEST).is_file():
+        if serves_sharded(self.path, config.ray_address):
             self._shared = open_sharded(self.path, config.ray_address, config.n_shards, config.actor_options)
 
     @property
@@ -71,6 +71,12 @@ class DatabaseOpener:
         (a flush would save the shards' older in-memory indexes over them)."""
         if self._shared is not None:
             self._shared.close(flush=flush)
+
+
+def serves_sharded(path: Path, ray_address: str | None) -> bool:
+    """Whether the server serves the database at ``path`` as a sharded one: a Ray address is given, or the
+    directory holds a sharded manifest."""
+    return ray_address is not None or (Path(path) / SHARDED_MANIFEST).is_file()
 
 
 def open_sharded(path: Path, ray_address: str | None, n_shards: int | None, actor_options: Any = None) -> Any:
