@@ -61,6 +61,19 @@ def as_matrix(vectors: Any, dim: int, *, what: str = "vectors", allow_empty: boo
     return arr
 
 
+FLOAT32 = np.dtype(np.float32)
+
+
+def one_query(vectors: Any, k: Any, dim: int) -> np.ndarray | None:
+    """``vectors`` as the (1, dim) view the short ways for a single query take (``Index.search_one``), when it is
+    one C-contiguous float32 vector (1-D, or one row) and ``k`` a valid int; else None, and the general path
+    converts, checks or raises.  NaN and inf are left to the kernels, which find them as they read the query."""
+    if (type(vectors) is np.ndarray and type(k) is int and 0 < k <= MAX_K and vectors.dtype == FLOAT32
+            and vectors.flags.c_contiguous and 0 < vectors.ndim <= 2 and vectors.size == vectors.shape[-1] == dim):
+        return vectors.reshape(1, dim)
+    return None
+
+
 def check_k(k: Any) -> int:
     """k must be an int >= 1 (a bool or a float is refused, even 10.0)."""
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):

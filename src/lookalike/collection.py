@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ._rwlock import ReadWriteLock
-from ._validation import MAX_K, as_matrix, check_k, check_unique
+from ._validation import MAX_K, as_matrix, check_k, check_unique, one_query
 from .errors import (
     DuplicateIdError,
     EmptyBatchError,
@@ -308,6 +308,10 @@ class Collection:
         that kind of query (``tune(..., modality=)``), when there are some.  Points written since the index last
         caught up are searched exactly and merged in: every acknowledged write is found.
         """
+        if where is None and not with_recall and modality is None:
+            result = self._plain_query(vectors, k, index, include_metadata, query_params, wait=True)
+            if result is not None:
+                return result
         q, k = self._checked_query(vectors, k, modality)
         self._ensure_synced()
         name = self._default_index if index is None else index
@@ -326,7 +330,15 @@ class Collection:
         """``query`` if it can run at once, else None: nothing to catch up, the index loaded, and no write or
         indexing step holding (or waiting for) the collection.  The server answers such a query on its event loop,
         where waiting would stall every other request; otherwise it calls ``query`` in a worker thread."""
-        q, k = self._checked_query(vectors, k, query_params.get("modality"))
+        params = dict(query_params)
+        modality = params.pop("modality", None)
+        with_recall = params.pop("with_recall", False)
+        include_metadata = params.pop("include_metadata", True)
+        if where is None and not with_recall and modality is None:
+            result = self._plain_query(vectors, k, index, include_metadata, params, wait=False)
+            if result is not None:
+                return result
+        q, k = self._checked_query(vectors, k, modality)
         if not self._caught_up():
             return None
         name = self._default_index if index is None else index
@@ -335,15 +347,45 @@ class Collection:
         try:
             if name != FLAT and name not in self._indexes:
                 return None
-            params = dict(query_params)
-            modality = params.pop("modality", None)
-            with_recall = params.pop("with_recall", False)
-            include_metadata = params.pop("include_metadata", True)
             result = self._query_in_memory(q, k, where, name, with_recall, include_metadata, modality, params)
             result.metadatas  # noqa: B018 (made now, under the lock held: read later, it might wait for a writer)
             return result
         finally:
             self._lock.release_shared()
+
+    def _plain_query(self, vectors: Any, k: int, index: str | None, include_metadata: bool,
+                     query_params: dict[str, Any], *, wait: bool) -> CollectionResult | None:
+        """The commonest query, one vector without filter, in half the Python of the general path (which costs
+        as much as a search of a small IVF index: measured in docs/bench.md), when nothing stands in its way:
+        one float32 vector, nothing written since the last catch-up, the index loaded and holding every row,
+        and its ``search_one`` applying.  None otherwise, and the general path answers or raises.  ``wait=False``
+        (``query_now``): None rather than wait for the lock, and the metadata made while it is held."""
+        query = one_query(vectors, k, self.dim)
+        if query is None or self._store.change_stamp() != self._synced_stamp:
+            return None
+        lock = self._lock
+        if not lock.acquire_shared(blocking=wait):
+            return None
+        try:
+            name = self._default_index if index is None else index
+            synced = self._indexes.get(name)
+            if synced is None or synced.index.searchable_rows < self._points.flat.n_rows:  # not loaded, or a tail
+                return None
+            searcher = synced.index
+            if self._tuned:
+                query_params = self._with_tuned(name, None, query_params)
+            start = time.perf_counter()
+            answer = searcher.search_one(query, k, query_params)
+            if answer is None:
+                return None
+            stats = {"index": name, "search_ms": 1000 * (time.perf_counter() - start),
+                     "params": {**searcher.query_defaults, **query_params}}
+            result = self._result(answer[0], answer[1], stats, include_metadata)
+            if not wait:
+                result.metadatas  # noqa: B018 (read later, it might wait for a writer)
+            return result
+        finally:
+            lock.release_shared()
 
     def _checked_query(self, vectors: Any, k: int, modality: str | None) -> tuple[np.ndarray, int]:
         if type(k) is not int or not 0 < k <= MAX_K:
@@ -371,10 +413,8 @@ class Collection:
         flat = self._points.flat
         allowed = None if where is None else self._filters.allowed(where, flat, self._store)  # rows, from memory
         searcher = flat if name == FLAT else self._loaded_index(name)
-        tuned = self._tuned.get(f"{name}@{modality}") if modality is not None else None
-        tuned = tuned or self._tuned.get(name)
-        if tuned:
-            query_params = {**tuned, **query_params}
+        if self._tuned:  # parameters set by ``tune`` (most collections have none)
+            query_params = self._with_tuned(name, modality, query_params)
         t0 = time.perf_counter()
         raw = None
         if allowed is not None and len(q) == 1 and type(searcher) is HNSWIndex and query_params.keys() <= {"ef"}:
@@ -382,8 +422,10 @@ class Collection:
             if type(ef) is int and ef >= 1:
                 raw = self._filter_graphs.search(repr(where), allowed, flat, searcher, q, k, max(ef, k))
         if raw is None:
-            raw = searcher.search(q, k, allowed_ids=allowed, **query_params) if searcher is flat else \
-                search_with_tail(searcher, flat, q, k, allowed, query_params)
+            if searcher is flat or searcher.searchable_rows >= flat.n_rows:  # nothing unindexed (flat cannot grow
+                raw = searcher.search(q, k, allowed_ids=allowed, **query_params)  # while the lock is held)
+            else:
+                raw = search_with_tail(searcher, flat, q, k, allowed, query_params)
         t1 = time.perf_counter()
         stats: dict[str, Any] = {"index": name, "search_ms": 1000 * (t1 - t0),
                                  "params": {**searcher.query_defaults, **query_params}}  # what the index used
@@ -393,15 +435,23 @@ class Collection:
             stats["exact_ms"] = 1000 * (time.perf_counter() - t1)
             true_knn = true_knn_flags(raw, exact)
             recall = recall_per_query(raw, exact)
-        labels = raw.ids
-        ids = self._points.ids.ids_of(labels)
-        similarities = partial(similarity, raw.distances, self._spec)
+        return self._result(raw.ids, raw.distances, stats, include_metadata, true_knn, recall)
+
+    def _result(self, labels: np.ndarray, distances: np.ndarray, stats: dict[str, Any], include_metadata: bool,
+                true_knn: np.ndarray | None = None, recall: np.ndarray | None = None) -> CollectionResult:
+        """The answer as the user reads it: the hits' ids; their similarities and metadata made on first read."""
         if include_metadata:
             metadatas = partial(self._metadata_of_hits, labels)
         else:
             metadatas = partial(_no_metadata, labels.shape)
-        return CollectionResult(ids=ids, distances=raw.distances, similarities=similarities, metadatas=metadatas,
-                                true_knn=true_knn, recall=recall, stats=stats)
+        return CollectionResult(self._points.ids.ids_of(labels), distances, stats,
+                                partial(similarity, distances, self._spec), metadatas, true_knn, recall)
+
+    def _with_tuned(self, name: str, modality: str | None, query_params: dict[str, Any]) -> dict[str, Any]:
+        """The query's parameters over those ``tune`` chose for this index (and this kind of query)."""
+        tuned = self._tuned.get(f"{name}@{modality}") if modality is not None else None
+        tuned = tuned or self._tuned.get(name)
+        return {**tuned, **query_params} if tuned else query_params
 
     def _metadata_of_hits(self, labels: np.ndarray) -> list[list[dict[str, Any] | None]]:
         """The metadata of a result's hits, when the caller first reads them (``CollectionResult``): from the

@@ -107,11 +107,14 @@ class CollectionResult(SearchResult):
     between the query and the first read of ``metadatas`` keeps the metadata the collection had already decoded,
     or else reads as None."""
 
-    def __init__(self, *, ids: np.ndarray, distances: np.ndarray, stats: dict[str, Any], similarities: partial,
+    def __init__(self, ids: np.ndarray, distances: np.ndarray, stats: dict[str, Any], similarities: partial,
                  metadatas: partial, true_knn: np.ndarray | None = None, recall: np.ndarray | None = None):
-        # the fields, set directly (no dataclass __init__: this runs for every query); two of them still to make
-        self.__dict__.update(ids=ids, distances=distances, stats=stats, true_knn=true_knn, recall=recall,
-                             _similarities=similarities, _metadatas=metadatas)
+        # the fields, set directly (no dataclass __init__, no keywords: this runs for every query, and this way
+        # costs a quarter of a microsecond where keywords and ``__dict__.update`` cost half); two still to make
+        fields = self.__dict__
+        fields["ids"], fields["distances"], fields["stats"] = ids, distances, stats
+        fields["true_knn"], fields["recall"] = true_knn, recall
+        fields["_similarities"], fields["_metadatas"] = similarities, metadatas
 
     similarities = _made_on_first_read("similarities")  # type: ignore[assignment]
     metadatas = _made_on_first_read("metadatas")  # type: ignore[assignment]

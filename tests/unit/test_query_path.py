@@ -179,3 +179,131 @@ def test_the_default_index_is_the_committed_one_without_a_catch_up(col, db):
     assert col.default_index == "ivf" and col._default_index == "flat"
     col.query(clustered(1, DIM, 6, seed=5), k=3)  # the catch-up
     assert col.default_index == col._default_index == "ivf"
+
+
+# --- the short way of one plain query ------------------------------------------------------------------------------
+
+
+def _short_ways_taken(monkeypatch, index) -> list:
+    """The answers ``index.search_one`` gives from now on (None: it declined)."""
+    answers = []
+    search_one = index.search_one
+
+    def counted(query, k, params):
+        answers.append(search_one(query, k, params))
+        return answers[-1]
+
+    monkeypatch.setattr(index, "search_one", counted)
+    return answers
+
+
+def _general_paths_taken(monkeypatch, col) -> list:
+    """One entry per query the collection answers by its general path from now on."""
+    calls = []
+    general = col._query_in_memory
+
+    def counted(*args):
+        calls.append(args)
+        return general(*args)
+
+    monkeypatch.setattr(col, "_query_in_memory", counted)
+    return calls
+
+
+@pytest.mark.parametrize("kind, params", [("hnsw", {"ef": 24}), ("ivf", {"nprobe": 3})])
+def test_one_plain_query_takes_the_short_way_and_answers_as_the_general_path(col, monkeypatch, kind, params):
+    col.create_index(kind, **({"M": 8} if kind == "hnsw" else {"nlist": 8}))
+    general_paths = _general_paths_taken(monkeypatch, col)
+    for seed in range(8):
+        q = clustered(1, DIM, 6, seed=seed)[0].astype(np.float32)
+        short = col.query(q, k=7, **params)
+        general = col.query(q.astype(np.float64), k=7, **params)  # float64: converted, so the general path
+        assert short.ids.tolist() == general.ids.tolist()
+        assert np.allclose(short.distances, general.distances, atol=1e-6)
+        assert np.allclose(short.similarities, general.similarities, atol=1e-6)
+        assert short.metadatas == general.metadatas
+        assert short.stats["index"] == general.stats["index"] == kind
+        assert short.stats["params"] == general.stats["params"] == {**col._indexes[kind].index.query_defaults,
+                                                                    **params}
+    assert len(general_paths) == 8  # the float64 queries only
+
+
+def test_the_short_way_uses_the_tuned_parameters_and_the_callers_win(col):
+    col.create_index("hnsw", M=8)
+    col.tune("hnsw", target_recall=0.9, k=5, sample=50)
+    tuned = col.tuned_params("hnsw")["ef"]
+    q = clustered(1, DIM, 6, seed=1)[0].astype(np.float32)
+    assert col.query(q, k=5).stats["params"]["ef"] == tuned
+    assert col.query(q, k=5, ef=tuned + 7).stats["params"]["ef"] == tuned + 7
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_points_the_index_does_not_hold_or_no_longer_holds_take_the_general_path(col, monkeypatch, kind):
+    col.create_index(kind, **({"M": 8} if kind == "hnsw" else {"nlist": 8}))
+    col.stop_indexing()  # the new point stays in the tail
+    general_paths = _general_paths_taken(monkeypatch, col)
+    new = np.full(DIM, 3.0, dtype=np.float32)
+    new[0] = -9.0
+    col.add(["new"], new[None, :])
+    assert col.query(new, k=3).ids[0, 0] == "new"  # found in the tail, merged with the index's answer
+    assert len(general_paths) == 1
+    col.optimize(kind)  # the index catches up: the short way again
+    taken = _short_ways_taken(monkeypatch, col._indexes[kind].index)
+    assert col.query(new, k=3).ids[0, 0] == "new" and len(general_paths) == 1 and taken[0] is not None
+    col.delete(["new"])
+    assert "new" not in col.query(new, k=3).ids[0].tolist()  # written since: the general path catches up
+    assert len(general_paths) == 2
+    taken.clear()
+    assert "new" not in col.query(new, k=3).ids[0].tolist()  # a tombstone: the index's short way declines
+    assert len(general_paths) == 3 and taken[0] is None
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_bad_single_queries_are_refused_as_before(col, kind):
+    from lookalike.errors import DimensionMismatchError, InvalidKError, InvalidParameterError, ZeroVectorError
+
+    col.create_index(kind, **({"M": 8} if kind == "hnsw" else {"nlist": 8}))
+    q = clustered(1, DIM, 6, seed=2)[0].astype(np.float32)
+    with pytest.raises(NonFiniteVectorError):
+        col.query(np.where(np.arange(DIM) == 2, np.nan, q).astype(np.float32), k=3)
+    with pytest.raises(ZeroVectorError):
+        col.query(np.zeros(DIM, dtype=np.float32), k=3)
+    with pytest.raises(DimensionMismatchError):
+        col.query(q[:-1], k=3)
+    with pytest.raises(InvalidKError):
+        col.query(q, k=0)
+    with pytest.raises(InvalidParameterError):
+        col.query(q, k=3, nprobe_typo=4)
+
+
+def test_an_ivfpq_index_never_answers_with_the_ivf_flat_kernel(col):
+    col.create_index("ivfpq", nlist=8, m=4)
+    index = col._indexes["ivfpq"].index
+    q = clustered(1, DIM, 6, seed=3).astype(np.float32)
+    assert index.search_one(q, 5, {}) is None
+    result = col.query(q[0], k=5)
+    assert result.ids.tolist() == col.query(q[0].astype(np.float64), k=5).ids.tolist()
+
+
+def test_query_now_takes_the_short_way_and_never_waits(col):
+    import threading
+
+    col.create_index("hnsw", M=8)
+    q = clustered(1, DIM, 6, seed=4)[0].astype(np.float32)
+    result = col.query_now(q, k=3)
+    assert type(result.__dict__["_metadatas"]) is list and result.ids.tolist() == col.query(q, k=3).ids.tolist()
+    holding, release = threading.Event(), threading.Event()
+
+    def writer():
+        with col._lock.exclusive():
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    holding.wait(10)
+    try:
+        assert col.query_now(q, k=3) is None  # the lock is taken: the server answers from a worker thread
+    finally:
+        release.set()
+        thread.join(10)

@@ -52,35 +52,35 @@ MMAP_CRC_LIMIT = 64 << 20
 
 
 class GrowableArray:
-    """An array that grows by doubling along axis 0; ``view`` is the used part."""
+    """An array that grows by doubling along axis 0; ``view`` is the used part, its first ``n`` rows."""
 
     def __init__(self, shape_tail: tuple[int, ...], dtype: Any, data: np.ndarray | None = None):
         self._tail = shape_tail
         self._dtype = np.dtype(dtype)
         self._buf = data if data is not None else np.empty((0, *shape_tail), dtype=self._dtype)
-        self._n = 0 if data is None else len(data)
+        self.n = 0 if data is None else len(data)
 
     @property
     def view(self) -> np.ndarray:
-        return self._buf[: self._n]
+        return self._buf[: self.n]
 
     def __len__(self) -> int:
-        return self._n
+        return self.n
 
     def extend(self, values: np.ndarray) -> None:
-        need = self._n + len(values)
+        need = self.n + len(values)
         if need > len(self._buf) or not self._buf.flags.writeable:
             capacity = max(need, 2 * len(self._buf), 16)
             grown = np.empty((capacity, *self._tail), dtype=self._dtype)
-            grown[: self._n] = self._buf[: self._n]
+            grown[: self.n] = self._buf[: self.n]
             self._buf = grown
-        self._buf[self._n : need] = values
-        self._n = need
+        self._buf[self.n : need] = values
+        self.n = need
 
     def writable_view(self) -> np.ndarray:
         if not self._buf.flags.writeable:  # memory-mapped read-only after load(mmap=True): copy on first write
-            self._buf = np.array(self._buf[: self._n])
-        return self._buf[: self._n]
+            self._buf = np.array(self._buf[: self.n])
+        return self._buf[: self.n]
 
 
 class Index:
@@ -126,13 +126,13 @@ class Index:
     def vectors(self) -> np.ndarray:
         """Prepared vectors (normalised under cosine), one per row, dead rows included."""
         if self._source is not None:
-            return self._source.vectors[: len(self._live)]
+            return self._source.vectors[: self._live.n]
         return self._vectors.view
 
     @property
     def labels(self) -> np.ndarray:
         if self._source is not None:
-            return self._source.labels[: len(self._live)]
+            return self._source.labels[: self._live.n]
         return self._labels.view
 
     @property
@@ -141,7 +141,7 @@ class Index:
 
     @property
     def n_rows(self) -> int:
-        return len(self._live)
+        return self._live.n  # (not len(): read on every query, and a Python __len__ is one more call)
 
     @property
     def searchable_rows(self) -> int:
@@ -362,6 +362,15 @@ class Index:
         return self.vectors[rows]
 
     # ------------------------------------------------------------------ reading
+    def search_one(self, query: np.ndarray, k: int, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The short way for the commonest call, one query without filter, for a caller that has checked it as
+        ``_validation.one_query`` does ((1, dim) float32, C-contiguous; 1 <= k <= MAX_K): (labels, distances),
+        each (1, k), exactly as ``search`` answers them, or None when the short way does not apply (a parameter
+        it does not take, tombstones, fewer than k hits, a NaN or a zero query...), and the caller then calls
+        ``search``, which answers or raises.  An index whose kernel answers one query whole overrides it; here,
+        None: every query takes ``search``."""
+        return None
+
     def search(self, queries: Any, k: int = 10, *, allowed_ids: Any = None, **query_params: Any) -> SearchResult:
         """The k nearest live points of each query.  ``allowed_ids`` restricts the answer to those labels;
         rows that the approximate search leaves short are completed by an exact search over the allowed set,

@@ -28,7 +28,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from .._validation import MAX_K, check_positive_int
+from .._validation import check_positive_int, one_query
 from ..errors import StorageFormatError
 from ..kernels import graph as kernels
 from ..kernels.answers import ZERO_QUERY, final_code
@@ -161,28 +161,44 @@ class HNSWIndex(Index):
         """``Index.search``, with a short way for the case a server sees most: one float32 query, with no filter
         or a filter given as allowed rows (as the collection gives it).  Its checks cost a few microseconds where
         the general path spends tens, as much as the graph search itself; without filter or tombstone the kernel
-        returns the answer whole (labels, final distances).  The answer is the general path's (under cosine up
-        to the last bit of the distances: the query is normalised inside the kernel); any other input, valid or
-        not (a NaN, a zero vector under cosine), takes the general path, which also raises the errors."""
-        if (type(queries) is np.ndarray and self.n_rows > 0 and query_params.keys() <= {"ef"} and type(k) is int
-                and 1 <= k <= MAX_K and (allowed_ids is None or type(allowed_ids) is AllowedRows)):
-            ef = query_params.get("ef", self.query_defaults["ef"])
-            if (type(ef) is int and ef >= 1 and queries.dtype == np.float32 and queries.flags.c_contiguous
-                    and 0 < queries.ndim <= 2 and queries.size == queries.shape[-1] == self.dim):
-                result = self._search_one(queries.reshape(1, self.dim), k, max(ef, k), allowed_ids)
-                if result is not None:
-                    return result
+        returns the answer whole (``search_one``).  The answer is the general path's (under cosine up to the last
+        bit of the distances: the query is normalised inside the kernel); any other input, valid or not (a NaN, a
+        zero vector under cosine), takes the general path, which also raises the errors."""
+        if allowed_ids is None or type(allowed_ids) is AllowedRows:
+            query = one_query(queries, k, self.dim)
+            if query is not None and self.n_rows > 0 and query_params.keys() <= {"ef"}:
+                ef = query_params.get("ef", self.query_defaults["ef"])
+                if type(ef) is int and ef >= 1:
+                    result = self._search_one(query, k, max(ef, k), allowed_ids)
+                    if result is not None:
+                        return result
         return super().search(queries, k, allowed_ids=allowed_ids, **query_params)
+
+    def search_one(self, query: np.ndarray, k: int, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+        """``Index.search_one``: the kernel walks the graph and answers whole (labels, final distances) when no
+        row is deleted."""
+        if not (self._n_live == self.n_rows > 0 and params.keys() <= {"ef"}):
+            return None
+        ef = params.get("ef", self.query_defaults["ef"])
+        if type(ef) is not int or ef < 1:
+            return None
+        return self._answer_one(query, k, max(ef, k))
+
+    def _answer_one(self, query: np.ndarray, k: int, ef: int) -> tuple[np.ndarray, np.ndarray] | None:
+        vectors, graph, entry, is_ip, tags, epochs, c_keys, c_nodes, labels = self._search_context(True)
+        ids, distances = kernels.answer_one(query, vectors, labels, graph, entry, k, ef, is_ip, tags, epochs,
+                                            c_keys, c_nodes, self.spec.normalize, self._final)
+        return None if ids[0, 0] < -1 else (ids, distances)  # a zero or NaN query: the general path raises
 
     def _search_one(self, query: np.ndarray, k: int, ef: int, allowed: AllowedRows | None) -> SearchResult | None:
         """One query: the graph walk, or an exact scan of the allowed rows when a filter lets so few through that
         the walk would cost more (or when the walk found fewer than k of them)."""
-        vectors, graph, entry, is_ip, tags, epochs, c_keys, c_nodes, labels = self._search_context(True)
-        normalize, all_live = self.spec.normalize, self._n_live == self.n_rows
+        all_live = self._n_live == self.n_rows
         if allowed is None and all_live:  # the commonest call: answered whole by the kernel
-            ids, distances = kernels.answer_one(query, vectors, labels, graph, entry, k, ef, is_ip, tags, epochs,
-                                                c_keys, c_nodes, normalize, self._final)
-            return None if ids[0, 0] < -1 else SearchResult(ids=ids, distances=distances)
+            answer = self._answer_one(query, k, ef)
+            return None if answer is None else SearchResult(*answer)
+        vectors, graph, entry, is_ip, tags, epochs, c_keys, c_nodes, labels = self._search_context(True)
+        normalize = self.spec.normalize
         total = float(query.sum())
         if total - total != 0.0:  # a NaN or an inf anywhere makes the sum NaN or inf: the general path refuses it
             return None

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import MAX_K, check_positive_int
+from .._validation import check_positive_int, one_query
 from ..errors import InvalidParameterError, StorageFormatError
 from ..kernels.answers import final_code
 from ..kernels.invlists import answer_one, search_lists
@@ -252,28 +252,32 @@ class IVFIndex(Index):
 
     # ------------------------------------------------------------------ search
     def search(self, queries: Any, k: int = 10, *, allowed_ids: Any = None, **query_params: Any) -> SearchResult:
-        """``Index.search``, with a short way for one finite float32 query, no filter and no tombstone: the checks
-        cost a few microseconds instead of tens, and the serial kernel is called directly.  The answer is the
-        general path's; anything else (and any error) takes the general path."""
-        if (allowed_ids is None and type(queries) is np.ndarray and self._n_live == self.n_rows > 0
-                and self.centroids is not None and query_params.keys() <= {"nprobe"} and type(k) is int
-                and 1 <= k <= min(MAX_K, self._n_live)):
-            nprobe = query_params.get("nprobe", self.query_defaults["nprobe"])
-            if (type(nprobe) is int and nprobe >= 1 and queries.dtype == np.float32 and queries.flags.c_contiguous
-                    and 0 < queries.ndim <= 2 and queries.size == queries.shape[-1] == self.dim):
-                result = self._search_one(queries.reshape(1, self.dim), k, min(nprobe, self.trained_nlist))
-                if result is not None:
-                    return result
+        """``Index.search``, with a short way for one float32 query without filter (``search_one``): its checks
+        cost a few microseconds instead of tens.  The answer is the general path's; anything else (and any error)
+        takes the general path."""
+        if allowed_ids is None:
+            query = one_query(queries, k, self.dim)
+            if query is not None:
+                answer = self.search_one(query, k, query_params)
+                if answer is not None:
+                    return SearchResult(*answer)
         return super().search(queries, k, allowed_ids=allowed_ids, **query_params)
 
-    def _search_one(self, query: np.ndarray, k: int, nprobe: int) -> SearchResult | None:
+    def search_one(self, query: np.ndarray, k: int, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+        """``Index.search_one``: the kernel answers whole (the nprobe nearest lists scanned, labels and final
+        distances) when no row is deleted and the probed lists hold k hits."""
+        if not (self._n_live == self.n_rows >= k and self.centroids is not None and params.keys() <= {"nprobe"}):
+            return None
+        nprobe = params.get("nprobe", self.query_defaults["nprobe"])
+        if type(nprobe) is not int or nprobe < 1:
+            return None
         lists = self._lists
-        ids, distances = answer_one(query, self.centroids, self._centroid_sq_norms, nprobe, lists.start, lists.size,
-                                    self.vectors, lists.slot_rows, self.labels, k, self.spec.kind == "l2",
-                                    self.spec.normalize, self._final)
+        ids, distances = answer_one(query, self.centroids, self._centroid_sq_norms, min(nprobe, self.trained_nlist),
+                                    lists.start, lists.size, self.vectors, lists.slot_rows, self.labels, k,
+                                    self.spec.kind == "l2", self.spec.normalize, self._final)
         if ids[0, k - 1] < 0:  # probed lists too thin for k hits (the general path probes wider), or a zero,
             return None       # NaN or inf query (the general path raises the error)
-        return SearchResult(ids=ids, distances=distances)
+        return ids, distances
 
     def _search_rows(self, queries: np.ndarray, k: int, mask: np.ndarray | None, nprobe: Any = 8, **scan_params):
         self._require_trained()

@@ -127,6 +127,9 @@ class IVFPQIndex(IVFIndex):
         # not IVFIndex.search: its short way for one query runs the IVF-Flat kernel
         return super(IVFIndex, self).search(queries, k, allowed_ids=allowed_ids, **query_params)
 
+    def search_one(self, query: np.ndarray, k: int, params: dict[str, Any]) -> None:
+        return None  # not IVFIndex.search_one (the IVF-Flat kernel): every query takes ``search``
+
     def _search_rows(self, queries: np.ndarray, k: int, mask: np.ndarray | None, nprobe: Any = 8, rerank: Any = 4):
         rerank = check_positive_int(rerank, "rerank", minimum=0)
         return super()._search_rows(queries, k, mask, nprobe=nprobe, rerank=rerank)
