@@ -33,7 +33,6 @@ import numbers
 import threading
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -378,8 +377,7 @@ class Collection:
             answer = searcher.search_one(query, k, query_params)
             if answer is None:
                 return None
-            stats = {"index": name, "search_ms": 1000 * (time.perf_counter() - start),
-                     "params": {**searcher.query_defaults, **query_params}}
+            stats = (name, 1000 * (time.perf_counter() - start), searcher.query_defaults, query_params)
             result = self._result(answer[0], answer[1], stats, include_metadata)
             if not wait:
                 result.metadatas  # noqa: B018 (read later, it might wait for a writer)
@@ -437,15 +435,16 @@ class Collection:
             recall = recall_per_query(raw, exact)
         return self._result(raw.ids, raw.distances, stats, include_metadata, true_knn, recall)
 
-    def _result(self, labels: np.ndarray, distances: np.ndarray, stats: dict[str, Any], include_metadata: bool,
-                true_knn: np.ndarray | None = None, recall: np.ndarray | None = None) -> CollectionResult:
-        """The answer as the user reads it: the hits' ids; their similarities and metadata made on first read."""
-        if include_metadata:
-            metadatas = partial(self._metadata_of_hits, labels)
-        else:
-            metadatas = partial(_no_metadata, labels.shape)
-        return CollectionResult(self._points.ids.ids_of(labels), distances, stats,
-                                partial(similarity, distances, self._spec), metadatas, true_knn, recall)
+    def _result(self, labels: np.ndarray, distances: np.ndarray, stats: tuple | dict[str, Any],
+                include_metadata: bool, true_knn: np.ndarray | None = None,
+                recall: np.ndarray | None = None) -> CollectionResult:
+        """The answer as the user reads it: the hits' ids; their similarities, metadata and the stats made on
+        first read (``CollectionResult``)."""
+        return CollectionResult(self._points.ids.ids_of(labels), distances, labels, self, include_metadata, stats,
+                                true_knn, recall)
+
+    def _similarities_of(self, distances: np.ndarray) -> np.ndarray:
+        return similarity(distances, self._spec)
 
     def _with_tuned(self, name: str, modality: str | None, query_params: dict[str, Any]) -> dict[str, Any]:
         """The query's parameters over those ``tune`` chose for this index (and this kind of query)."""
@@ -878,10 +877,6 @@ class _MetadataCache:
 def _copies(items: list[list[dict[str, Any] | None]]) -> list[list[dict[str, Any] | None]]:
     """A shallow copy of each hit's metadata: a caller editing it edits nothing the cache keeps."""
     return [[None if item is None else item.copy() for item in row] for row in items]
-
-
-def _no_metadata(shape: tuple[int, int]) -> list[list[None]]:
-    return [[None] * shape[1] for _ in range(shape[0])]
 
 
 _UNREAD = object()  # a label whose metadata the cache has not read yet

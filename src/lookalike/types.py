@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -40,22 +39,6 @@ class AllowedRows:
         if n_rows >= len(self.mask):
             return self.rows
         return self.rows[: int(np.searchsorted(self.rows, n_rows))]
-
-
-def _made_on_first_read(name: str) -> property:
-    """A field held as a ``functools.partial`` that makes its value, called (once) on first read."""
-    slot = "_" + name
-
-    def read(self):
-        value = self.__dict__[slot]
-        if type(value) is partial:
-            value = self.__dict__[slot] = value()
-        return value
-
-    def write(self, value) -> None:
-        self.__dict__[slot] = value
-
-    return property(read, write, doc=f"{name}, made on first read")
 
 
 @dataclass
@@ -100,28 +83,61 @@ class SearchResult:
 
 
 class CollectionResult(SearchResult):
-    """A collection's answer, whose ``similarities`` and ``metadatas`` are made when first read.  Each hit's
-    metadata is a copy of the decoded dict (so that editing it edits nothing else); a caller that reads only ids
-    and distances should not pay for ten copies a query, ten thousand a batch of 1,000 — as much as the search
-    itself.  Each is made once, on first read (or by ``hits()``, ``repr``, ``==``, pickling).  A point deleted
-    between the query and the first read of ``metadatas`` keeps the metadata the collection had already decoded,
-    or else reads as None."""
+    """A collection's answer, whose ``similarities``, ``metadatas`` and ``stats`` are made when first read, from
+    what the query kept: the hits' labels and the collection that answered (its ``_similarities_of`` and
+    ``_metadata_of_hits``).  Each hit's metadata is a copy of the decoded dict (so that editing it edits nothing
+    else); a caller that reads only ids and distances should not pay for ten copies a query, ten thousand a batch
+    of 1,000 — as much as the search itself.  Each is made once, on first read (or by ``hits()``, ``repr``,
+    ``==``, pickling).  A point deleted between the query and the first read of ``metadatas`` keeps the metadata
+    the collection had already decoded, or else reads as None."""
 
-    def __init__(self, ids: np.ndarray, distances: np.ndarray, stats: dict[str, Any], similarities: partial,
-                 metadatas: partial, true_knn: np.ndarray | None = None, recall: np.ndarray | None = None):
-        # the fields, set directly (no dataclass __init__, no keywords: this runs for every query, and this way
-        # costs a quarter of a microsecond where keywords and ``__dict__.update`` cost half); two still to make
-        fields = self.__dict__
-        fields["ids"], fields["distances"], fields["stats"] = ids, distances, stats
-        fields["true_knn"], fields["recall"] = true_knn, recall
-        fields["_similarities"], fields["_metadatas"] = similarities, metadatas
+    def __init__(self, ids: np.ndarray, distances: np.ndarray, labels: np.ndarray, collection: Any,
+                 include_metadata: bool, stats: tuple | dict[str, Any], true_knn: np.ndarray | None = None,
+                 recall: np.ndarray | None = None):
+        # plain attribute stores: no dataclass __init__, no keywords, no objects made for fields nobody may read
+        # (a single query's answer is made in well under a microsecond, and leaves little for the collector)
+        self.ids, self.distances, self.true_knn, self.recall = ids, distances, true_knn, recall
+        self._labels, self._collection, self._include_metadata = labels, collection, include_metadata
+        self._stats = stats  # a dict, or (index name, search_ms, the index's defaults, the query's parameters)
+        self._similarities = self._metadatas = None
 
-    similarities = _made_on_first_read("similarities")  # type: ignore[assignment]
-    metadatas = _made_on_first_read("metadatas")  # type: ignore[assignment]
+    @property  # type: ignore[override]
+    def similarities(self) -> np.ndarray:
+        if self._similarities is None:
+            self._similarities = self._collection._similarities_of(self.distances)
+        return self._similarities
+
+    @similarities.setter
+    def similarities(self, value: np.ndarray) -> None:
+        self._similarities = value
+
+    @property  # type: ignore[override]
+    def metadatas(self) -> list[list[dict[str, Any] | None]]:
+        if self._metadatas is None:
+            labels = self._labels
+            self._metadatas = self._collection._metadata_of_hits(labels) if self._include_metadata else \
+                [[None] * labels.shape[1] for _ in range(len(labels))]
+        return self._metadatas
+
+    @metadatas.setter
+    def metadatas(self, value: list[list[dict[str, Any] | None]]) -> None:
+        self._metadatas = value
+
+    @property  # type: ignore[override]
+    def stats(self) -> dict[str, Any]:
+        stats = self._stats
+        if type(stats) is tuple:
+            index, search_ms, defaults, params = stats
+            stats = self._stats = {"index": index, "search_ms": search_ms, "params": {**defaults, **params}}
+        return stats
+
+    @stats.setter
+    def stats(self, value: dict[str, Any]) -> None:
+        self._stats = value
 
     def __getstate__(self) -> dict[str, Any]:
-        self.similarities, self.metadatas  # noqa: B018 (made now: a pickled result carries them, not the collection)
-        return self.__dict__
+        self.similarities, self.metadatas, self.stats  # noqa: B018 (made now: a pickle carries them, not the collection)
+        return {**self.__dict__, "_collection": None}
 
 
 def _plain(value: Any) -> Any:
