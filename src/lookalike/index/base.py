@@ -13,7 +13,9 @@ them), saves no vectors, and loads only beside the same source (``load(dir, sour
 A subclass implements:
   * ``_on_add(start, stop)``: index rows [start, stop) that were just appended to ``self.vectors``;
   * ``_search_rows(queries, k, mask, **query_params)`` -> (rows (q,k) int64 padded -1, raw (q,k) float32);
-  * ``_state()`` / ``_restore(state, extra)``: its own arrays (+ JSON extra) for save/load.
+  * ``_state()`` / ``_restore(state, extra)``: its own arrays (+ JSON extra) for save/load;
+and may implement ``search_one(query, k, params)``: one checked query without filter answered whole by a kernel
+(labels, distances), or None to decline; its own ``search`` and the collection's plain query try it first.
 Build parameters go to the constructor, query parameters to ``search`` (as ann-benchmarks separates them).
 """
 
