@@ -51,9 +51,12 @@ K = 10
 # Collection-to-index ratio 1.20x calm, 1.04-1.42x over runs of three rounds).  The HTTP windows keep --rounds.
 IN_PROCESS_ROUNDS = 7
 # A batch runs on both cores, so it meets the machine's other work on either; each round times it three times (a
-# batch lasts 20-70 ms): with one call a round, one lucky call of the bare index set a cell (fashion-mnist, HNSW:
-# the bare batch 33,092 then 46,583 queries a second in two runs, the Collection's 33,544 and 31,686).
+# batch lasts 20-70 ms), the bare index's, the Collection's and the Collection's with metadata read alternating:
+# with one call a round, one lucky call of the bare index set a cell (fashion-mnist, HNSW: the bare batch 33,092
+# then 46,583 queries a second in two runs, the Collection's 33,544 and 31,686).
 BATCH_CALLS_PER_ROUND = 3
+SINGLE = {"index": "index single", "collection": "collection single", "coll": "coll single+meta"}  # result keys
+BATCH = {"index": "index batch", "collection": "collection batch", "coll": "coll batch+meta"}
 EF_GRID = [10, 12, 14, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256]
 NPROBE_GRID = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128]
 HERE = Path(__file__).resolve().parent
@@ -272,16 +275,15 @@ def run_dataset(name: str, args) -> dict:
             row = rows[system]
             kwargs = {param: value}
             name = system.split()[1]  # the index's name in the collection (named once: not timed with the calls)
-            _best(row, "index single", qps_single(lambda q: index.search(q, K, **kwargs), one_by_one, 1))
-            _best(row, "index batch", qps_batch(lambda q: index.search(q, K, **kwargs), queries,
-                                                BATCH_CALLS_PER_ROUND))
-            _best(row, "collection single", qps_single(lambda q: col.query(q, k=K, index=name, **kwargs),
-                                                       one_by_one, 1))
-            _best(row, "collection batch", qps_batch(lambda q: col.query(q, k=K, index=name, **kwargs), queries,
-                                                     BATCH_CALLS_PER_ROUND))
+            search = partial(index.search, k=K, **kwargs)
+            query = partial(col.query, k=K, index=name, **kwargs)
             read = partial(query_and_read, col, index=name, **kwargs)
-            _best(row, "coll single+meta", qps_single(read, one_by_one, 1))
-            _best(row, "coll batch+meta", qps_batch(read, queries, BATCH_CALLS_PER_ROUND))
+            calls = (("index", search), ("collection", query), ("coll", read))  # "coll": every field read too
+            for layer, call in calls:
+                _best(row, SINGLE[layer], qps_single(call, one_by_one, 1))
+            for _ in range(BATCH_CALLS_PER_ROUND):  # the batches alternate, each meeting the same moment's load
+                for layer, call in calls:
+                    _best(row, BATCH[layer], qps_batch(call, queries, 1))
         for system, (single, batch, param, r) in peers.items():
             row = rows.setdefault(system, {"param": param, "recall": r})
             _best(row, "index single", qps_single(single, one_by_one, 1))
