@@ -354,8 +354,8 @@ class Collection:
 
     def _plain_query(self, vectors: Any, k: int, index: str | None, include_metadata: bool,
                      query_params: dict[str, Any], *, wait: bool) -> CollectionResult | None:
-        """The commonest query, one vector without filter, in half the Python of the general path (which costs
-        as much as a search of a small IVF index: measured in docs/bench.md), when nothing stands in its way:
+        """The commonest query, one vector without filter, in half the Python of the general path (whose 7-10 us
+        a query were a fifth of a small IVF search: docs/bench.md), when nothing stands in its way:
         one float32 vector, nothing written since the last catch-up, the index loaded and holding every row,
         and its ``search_one`` applying.  None otherwise, and the general path answers or raises.  ``wait=False``
         (``query_now``): None rather than wait for the lock, and the metadata made while it is held."""
