@@ -47,6 +47,7 @@ from .errors import (
     IndexNotBuiltError,
     InvalidIdError,
     InvalidInputError,
+    InvalidParameterError,
     StorageFormatError,
 )
 from .evaluation import recall_per_query, true_knn_flags
@@ -313,7 +314,7 @@ class Collection:
                 return result
         q, k = self._checked_query(vectors, k, modality)
         self._ensure_synced()
-        name = self._default_index if index is None else index
+        name = self._index_name(index)
         if name != FLAT and name not in self._indexes:
             with self._lock.exclusive():
                 self._synced_index(name)  # loaded (or rebuilt) once, then kept
@@ -340,7 +341,7 @@ class Collection:
         q, k = self._checked_query(vectors, k, modality)
         if not self._caught_up():
             return None
-        name = self._default_index if index is None else index
+        name = self._index_name(index)
         if not self._lock.acquire_shared(blocking=False):
             return None
         try:
@@ -367,7 +368,7 @@ class Collection:
             return None
         try:
             name = self._default_index if index is None else index
-            synced = self._indexes.get(name)
+            synced = self._indexes.get(name) if type(name) is str else None  # (not a name: the general path refuses)
             if synced is None or synced.index.searchable_rows < self._points.flat.n_rows:  # not loaded, or a tail
                 return None
             searcher = synced.index
@@ -384,6 +385,14 @@ class Collection:
             return result
         finally:
             lock.release_shared()
+
+    def _index_name(self, index: Any) -> str:
+        """The index a query names (None: the collection's default); anything but a str is refused."""
+        if index is None:
+            return self._default_index
+        if type(index) is not str:
+            raise InvalidParameterError(f"index must be an index's name such as 'hnsw', got {type(index).__name__}")
+        return index
 
     def _checked_query(self, vectors: Any, k: int, modality: str | None) -> tuple[np.ndarray, int]:
         if type(k) is not int or not 0 < k <= MAX_K:

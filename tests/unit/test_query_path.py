@@ -274,6 +274,10 @@ def test_bad_single_queries_are_refused_as_before(col, kind):
         col.query(q, k=0)
     with pytest.raises(InvalidParameterError):
         col.query(q, k=3, nprobe_typo=4)
+    for not_a_name in ([], {"hnsw": 1}, 3):  # an index is named by a str
+        for query in (col.query, col.query_now):
+            with pytest.raises(InvalidParameterError):
+                query(q, k=3, index=not_a_name)
 
 
 def test_an_ivfpq_index_never_answers_with_the_ivf_flat_kernel(col):
