@@ -367,8 +367,8 @@ class Collection:
         if not lock.acquire_shared(blocking=wait):
             return None
         try:
-            name = self._default_index if index is None else index
-            synced = self._indexes.get(name) if type(name) is str else None  # (not a name: the general path refuses)
+            name = self._index_name(index)
+            synced = self._indexes.get(name)
             if synced is None or synced.index.searchable_rows < self._points.flat.n_rows:  # not loaded, or a tail
                 return None
             searcher = synced.index
@@ -429,22 +429,20 @@ class Collection:
             if type(ef) is int and ef >= 1:
                 raw = self._filter_graphs.search(repr(where), allowed, flat, searcher, q, k, max(ef, k))
         if raw is None:
-            if searcher is flat or searcher.searchable_rows >= flat.n_rows:  # nothing unindexed (flat cannot grow
-                raw = searcher.search(q, k, allowed_ids=allowed, **query_params)  # while the lock is held)
-            else:
-                raw = search_with_tail(searcher, flat, q, k, allowed, query_params)
+            raw = searcher.search(q, k, allowed_ids=allowed, **query_params) if searcher is flat else \
+                search_with_tail(searcher, flat, q, k, allowed, query_params)
         t1 = time.perf_counter()
-        stats: dict[str, Any] = {"index": name, "search_ms": 1000 * (t1 - t0),
-                                 "params": {**searcher.query_defaults, **query_params}}  # what the index used
-        true_knn = recall = None
-        if with_recall:
-            exact = flat.search(q, k, allowed_ids=allowed)
-            stats["exact_ms"] = 1000 * (time.perf_counter() - t1)
-            true_knn = true_knn_flags(raw, exact)
-            recall = recall_per_query(raw, exact)
-        return self._result(raw.ids, raw.distances, stats, include_metadata, true_knn, recall)
+        stats = (name, 1000 * (t1 - t0), searcher.query_defaults, query_params)  # what the index used
+        if not with_recall:
+            return self._result(raw.ids, raw.distances, stats, include_metadata)
+        exact = flat.search(q, k, allowed_ids=allowed)
+        exact_ms = 1000 * (time.perf_counter() - t1)
+        result = self._result(raw.ids, raw.distances, stats, include_metadata, true_knn_flags(raw, exact),
+                              recall_per_query(raw, exact))
+        result.stats["exact_ms"] = exact_ms
+        return result
 
-    def _result(self, labels: np.ndarray, distances: np.ndarray, stats: tuple | dict[str, Any],
+    def _result(self, labels: np.ndarray, distances: np.ndarray, stats: tuple,
                 include_metadata: bool, true_knn: np.ndarray | None = None,
                 recall: np.ndarray | None = None) -> CollectionResult:
         """The answer as the user reads it: the hits' ids; their similarities, metadata and the stats made on

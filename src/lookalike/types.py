@@ -92,13 +92,13 @@ class CollectionResult(SearchResult):
     the collection had already decoded, or else reads as None."""
 
     def __init__(self, ids: np.ndarray, distances: np.ndarray, labels: np.ndarray, collection: Any,
-                 include_metadata: bool, stats: tuple | dict[str, Any], true_knn: np.ndarray | None = None,
+                 include_metadata: bool, stats: tuple, true_knn: np.ndarray | None = None,
                  recall: np.ndarray | None = None):
         # plain attribute stores: no dataclass __init__, no keywords, no objects made for fields nobody may read
         # (a single query's answer is made in well under a microsecond, and leaves little for the collector)
         self.ids, self.distances, self.true_knn, self.recall = ids, distances, true_knn, recall
         self._labels, self._collection, self._include_metadata = labels, collection, include_metadata
-        self._stats = stats  # a dict, or (index name, search_ms, the index's defaults, the query's parameters)
+        self._stats = stats  # (index name, search_ms, the index's defaults, the query's parameters); a dict once read
         self._similarities = self._metadatas = None
 
     @property  # type: ignore[override]
@@ -136,7 +136,8 @@ class CollectionResult(SearchResult):
         self._stats = value
 
     def __getstate__(self) -> dict[str, Any]:
-        self.similarities, self.metadatas, self.stats  # noqa: B018 (made now: a pickle carries them, not the collection)
+        # made now: a pickle carries them, not the collection they would be made from
+        self.similarities, self.metadatas, self.stats  # noqa: B018
         return {**self.__dict__, "_collection": None}
 
 

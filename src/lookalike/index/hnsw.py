@@ -166,23 +166,28 @@ class HNSWIndex(Index):
         zero vector under cosine), takes the general path, which also raises the errors."""
         if allowed_ids is None or type(allowed_ids) is AllowedRows:
             query = one_query(queries, k, self.dim)
-            if query is not None and self.n_rows > 0 and query_params.keys() <= {"ef"}:
-                ef = query_params.get("ef", self.query_defaults["ef"])
-                if type(ef) is int and ef >= 1:
-                    result = self._search_one(query, k, max(ef, k), allowed_ids)
-                    if result is not None:
-                        return result
+            ef = self._short_way_ef(query_params)
+            if query is not None and ef is not None and self.n_rows > 0:
+                result = self._search_one(query, k, max(ef, k), allowed_ids)
+                if result is not None:
+                    return result
         return super().search(queries, k, allowed_ids=allowed_ids, **query_params)
 
     def search_one(self, query: np.ndarray, k: int, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
         """``Index.search_one``: the kernel walks the graph and answers whole (labels, final distances) when no
         row is deleted."""
-        if not (self._n_live == self.n_rows > 0 and params.keys() <= {"ef"}):
-            return None
-        ef = params.get("ef", self.query_defaults["ef"])
-        if type(ef) is not int or ef < 1:
+        ef = self._short_way_ef(params)
+        if ef is None or not self._n_live == self.n_rows > 0:
             return None
         return self._answer_one(query, k, max(ef, k))
+
+    def _short_way_ef(self, params: dict[str, Any]) -> int | None:
+        """The ef of a query the short ways take (``ef`` its only parameter, an int >= 1), else None: the general
+        path checks the parameters and raises."""
+        if not params.keys() <= {"ef"}:
+            return None
+        ef = params.get("ef", self.query_defaults["ef"])
+        return ef if type(ef) is int and ef >= 1 else None
 
     def _answer_one(self, query: np.ndarray, k: int, ef: int) -> tuple[np.ndarray, np.ndarray] | None:
         vectors, graph, entry, is_ip, tags, epochs, c_keys, c_nodes, labels = self._search_context(True)
@@ -197,7 +202,7 @@ class HNSWIndex(Index):
         if allowed is None and all_live:  # the commonest call: answered whole by the kernel
             answer = self._answer_one(query, k, ef)
             return None if answer is None else SearchResult(*answer)
-        vectors, graph, entry, is_ip, tags, epochs, c_keys, c_nodes, labels = self._search_context(True)
+        vectors, graph, entry, is_ip, tags, epochs, c_keys, c_nodes, _ = self._search_context(True)
         normalize = self.spec.normalize
         total = float(query.sum())
         if total - total != 0.0:  # a NaN or an inf anywhere makes the sum NaN or inf: the general path refuses it
